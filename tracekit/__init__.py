@@ -1,0 +1,28 @@
+"""tracekit: tracing for LLM applications.
+
+`@tracekit.track` any callable; the active span follows your code through
+asyncio, trio, threads and generators.
+"""
+
+from tracekit import testing
+from tracekit._context import current_span
+from tracekit._scopes import context, span, update_current_span, update_current_trace
+from tracekit._span import Span, SpanType
+from tracekit._threads import ThreadPoolExecutor, propagate
+from tracekit._track import track
+
+__all__ = [
+    "Span",
+    "SpanType",
+    "ThreadPoolExecutor",
+    "context",
+    "current_span",
+    "propagate",
+    "span",
+    "testing",
+    "track",
+    "update_current_span",
+    "update_current_trace",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""The active span, and the defaults set by `tracekit.context()`.
+
+Each lives in one `ContextVar` holding an immutable value: a push stores a new
+value and a pop stores the previous one back. Nothing here uses
+`ContextVar.reset(token)`, because tokens break when a generator, an async
+generator or a finalizer resumes in another `Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracekit._span import Span
+
+__all__ = ["ContextDefaults", "active_span", "context_defaults", "current_span"]
+
+
+class ContextDefaults:
+    """What `tracekit.context()` asks of every span created inside it. Immutable."""
+
+    __slots__ = ("metadata", "project_name", "tags", "thread_id")
+
+    def __init__(
+        self,
+        project_name: str | None,
+        tags: tuple[str, ...],
+        thread_id: str | None,
+        metadata: Mapping[str, Any],
+    ) -> None:
+        self.project_name = project_name
+        self.tags = tags
+        self.thread_id = thread_id
+        self.metadata = metadata
+
+
+active_span: ContextVar[Span | None] = ContextVar("tracekit.active_span", default=None)
+context_defaults: ContextVar[ContextDefaults | None] = ContextVar(
+    "tracekit.context_defaults", default=None
+)
+
+
+def current_span() -> Span | None:
+    """The span active here: the innermost tracked call or `span()` block, or None."""
+    return active_span.get()

@@ -1,0 +1,170 @@
+"""Drivers that run a generator or async generator under its span.
+
+The span is active only while the body runs: before each resumption the
+driver stores the body's own view of the active span, and before handing an
+item back it stores the consumer's value again. The body's view is read back
+after each step, so a `with tracekit.span()` around a `yield` persists across
+yields. Values are stored explicitly, never with `ContextVar.reset(token)`,
+because the consumer may resume the generator from another `Context`.
+
+The drivers are themselves generators / async generators, so the caller gets
+a real one (`inspect.isgenerator` / `inspect.isasyncgen`), and `send`,
+`throw`, `close`, `asend`, `athrow` and `aclose` reach the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import Any, TypeVar
+
+from tracekit._context import active_span
+from tracekit._span import Span
+
+__all__ = ["drive_async_generator", "drive_generator"]
+
+Y = TypeVar("Y")
+S = TypeVar("S")
+R = TypeVar("R")
+
+# Items kept as the span's output; a long stream keeps its first ones only.
+MAX_CAPTURED_ITEMS = 1000
+
+
+class _EndIfNeverStarted:
+    """Ends the span of a generator that is discarded before its first step.
+
+    A generator that never started runs no code when it is collected, so its
+    driver cannot end the span itself; this object lives in the driver's
+    frame and is released with it.
+    """
+
+    __slots__ = ("span",)
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+    def __del__(self) -> None:
+        span = self.span
+        if span._end_ns is None:
+            span.metadata = {**(span.metadata or {}), "generator_completed": False}
+            span.end()
+
+
+def _end_unfinished(span: Span, items: list[Any] | None) -> None:
+    if items is not None:
+        span.output = items
+    span.metadata = {**(span.metadata or {}), "generator_completed": False}
+    span.end()
+
+
+def _end_finished(span: Span, items: list[Any] | None) -> None:
+    if items is not None:
+        span.output = items
+    span.end()
+
+
+def _keep(items: list[Any] | None, item: Any) -> None:
+    if items is not None and len(items) < MAX_CAPTURED_ITEMS:
+        items.append(item)
+
+
+def drive_generator(
+    body: Generator[Y, S, R], span: Span, capture_output: bool
+) -> Generator[Y, S, R]:
+    """Run `body` as `span`'s generator; the span ends exactly once, however it stops."""
+    guard = _EndIfNeverStarted(span)  # noqa: F841 (kept alive by this frame)
+    get, put = active_span.get, active_span.set
+    items: list[Any] | None = [] if capture_output else None
+    body_view: Span | None = span
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        consumer_view = get()
+        put(body_view)
+        try:
+            if to_throw is None:
+                item = body.send(to_send)
+            else:
+                thrown, to_throw = to_throw, None
+                item = body.throw(thrown)
+        except StopIteration as stop:
+            put(consumer_view)
+            _end_finished(span, items)
+            return stop.value  # type: ignore[no-any-return]
+        except BaseException as exc:
+            put(consumer_view)
+            if items is not None:
+                span.output = items
+            span.fail(exc)
+            raise
+        body_view = get()
+        put(consumer_view)
+        _keep(items, item)
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            consumer_view = get()
+            put(body_view)
+            try:
+                body.close()
+            except BaseException as exc:
+                put(consumer_view)
+                span.fail(exc)
+                raise
+            put(consumer_view)
+            _end_unfinished(span, items)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+            to_send = None
+
+
+async def drive_async_generator(
+    body: AsyncGenerator[Y, S], span: Span, capture_output: bool
+) -> AsyncGenerator[Y, S]:
+    """Run `body` as `span`'s async generator; no event-loop API is used, so trio works too."""
+    guard = _EndIfNeverStarted(span)  # noqa: F841 (kept alive by this frame)
+    get, put = active_span.get, active_span.set
+    items: list[Any] | None = [] if capture_output else None
+    body_view: Span | None = span
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        consumer_view = get()
+        put(body_view)
+        try:
+            if to_throw is None:
+                item = await body.asend(to_send)
+            else:
+                thrown, to_throw = to_throw, None
+                item = await body.athrow(thrown)
+        except StopAsyncIteration:
+            put(consumer_view)
+            _end_finished(span, items)
+            return
+        except BaseException as exc:
+            put(consumer_view)
+            if items is not None:
+                span.output = items
+            span.fail(exc)
+            raise
+        body_view = get()
+        put(consumer_view)
+        _keep(items, item)
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            consumer_view = get()
+            put(body_view)
+            try:
+                await body.aclose()
+            except BaseException as exc:
+                put(consumer_view)
+                span.fail(exc)
+                raise
+            put(consumer_view)
+            _end_unfinished(span, items)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+            to_send = None

@@ -1,0 +1,84 @@
+"""Inputs by parameter name, with the binding worked out once per decorated callable.
+
+`inspect.Signature.bind` costs microseconds per call; the traced call only
+zips the positional arguments onto precomputed names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["InputBinder", "make_input_binder"]
+
+# (is_bound, args, kwargs) -> inputs. `is_bound` is True when the wrapper was
+# reached through an instance or class, so args hold no `self`/`cls`.
+InputBinder = Callable[[bool, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+
+
+def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    try:
+        return list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have none
+        return None
+
+
+def parameter_names(func: Callable[..., Any]) -> tuple[set[str], bool] | None:
+    """The parameter names of `func` and whether it takes `**kwargs`; None if unknowable."""
+    params = _parameters(func)
+    if params is None:
+        return None
+    names = {p.name for p in params}
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> InputBinder:
+    """Build the per-call function that names `func`'s arguments.
+
+    Defaults are included, as `Signature.bind` + `apply_defaults` would; extra
+    positional arguments go under the `*args` name; `**kwargs` are merged
+    flat; names in `ignore` are left out.
+    """
+    ignored = frozenset(ignore)
+    params = _parameters(func)
+    if params is None:
+        return _fallback_binder(ignored)
+    positional = tuple(
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+    var_positional = next(
+        (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None
+    )
+    defaults = {
+        p.name: p.default
+        for p in params
+        if p.default is not inspect.Parameter.empty and p.name not in ignored
+    }
+    unbound_names = positional
+    bound_names = positional[1:]
+
+    def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = bound_names if is_bound else unbound_names
+        inputs = {**defaults, **dict(zip(names, args, strict=False))}
+        if len(args) > len(names):
+            inputs[var_positional or "args"] = args[len(names) :]
+        if kwargs:
+            inputs.update(kwargs)
+        if ignored:
+            for name in ignored:
+                inputs.pop(name, None)
+        return inputs
+
+    return bind
+
+
+def _fallback_binder(ignored: frozenset[str]) -> InputBinder:
+    def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        inputs: dict[str, Any] = {"args": args} if args else {}
+        inputs.update((k, v) for k, v in kwargs.items() if k not in ignored)
+        return inputs
+
+    return bind

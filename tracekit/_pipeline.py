@@ -1,0 +1,48 @@
+"""Where finished spans go: an ordered tuple of processors called on span end.
+
+Processors are called on the thread that ended the span, so each must be
+cheap (append to a list, put on a queue). A failing processor is logged once
+and never reaches the traced program.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tracekit._log import log_once
+
+if TYPE_CHECKING:
+    from tracekit._span import Span
+
+__all__ = ["SpanProcessor", "add_processor", "emit", "remove_processor"]
+
+SpanProcessor = Callable[["Span"], None]
+
+# Replaced whole, never mutated: `emit` reads it without a lock.
+_processors: tuple[SpanProcessor, ...] = ()
+_lock = threading.Lock()
+
+
+def add_processor(processor: SpanProcessor) -> None:
+    """Send every span that ends from now on to `processor` too."""
+    global _processors
+    with _lock:
+        _processors = (*_processors, processor)
+
+
+def remove_processor(processor: SpanProcessor) -> None:
+    """Stop sending spans to `processor` (a no-op when it was not added)."""
+    global _processors
+    with _lock:
+        _processors = tuple(p for p in _processors if p is not processor)
+
+
+def emit(span: Span) -> None:
+    """Hand a finished span to every processor; failures are logged once."""
+    for processor in _processors:
+        try:
+            processor(span)
+        except Exception:
+            log_once(f"processor:{processor!r}", "tracekit: span processor %r failed", processor)

@@ -1,0 +1,212 @@
+"""`span()`, `context()` and the `update_current_*` helpers: explicit scopes on the stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from tracekit._context import ContextDefaults, active_span, context_defaults
+from tracekit._log import log_once
+from tracekit._span import SPAN_TYPES, Span, SpanType
+
+__all__ = ["context", "span", "update_current_span", "update_current_trace"]
+
+
+class span:  # noqa: N801 (used like a function: `with tracekit.span("step"):`)
+    """A span around a block: `with tracekit.span("step", type="tool") as s:`.
+
+    Also `async with`. The span is a child of the span active where the block
+    is entered and is active inside it; an exception leaving the block is
+    recorded in `error_info` and propagates unchanged.
+    """
+
+    __slots__ = ("_input", "_metadata", "_name", "_parent", "_span", "_tags", "_type")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        type: SpanType = "general",
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"span(name={name!r}): expected a str, got {type_name(name)}")
+        if type not in SPAN_TYPES:
+            raise ValueError(
+                f"span(type={type!r}): unknown span type; expected one of "
+                + ", ".join(repr(t) for t in SPAN_TYPES)
+            )
+        self._name = name
+        self._type = type
+        self._input = input
+        self._metadata = metadata
+        self._tags = tags
+        self._parent: Span | None = None
+        self._span: Span | None = None
+
+    def __enter__(self) -> Span:
+        if self._span is not None:
+            raise RuntimeError(f"span({self._name!r}) was entered twice; create one per block")
+        self._parent = active_span.get()
+        opened = self._span = Span(
+            self._name,
+            self._type,
+            self._parent,
+            input=self._input,
+            tags=self._tags,
+            metadata=self._metadata,
+        )
+        active_span.set(opened)
+        return opened
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        active_span.set(self._parent)
+        opened = self._span
+        assert opened is not None
+        if exc is None:
+            opened.end()
+        else:
+            opened.fail(exc)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def type_name(value: object) -> str:
+    return type(value).__name__
+
+
+class context:  # noqa: N801 (used like a function: `with tracekit.context(...):`)
+    """Defaults for every span, trace and LLM call made inside the block.
+
+    `project_name` and `thread_id` apply to traces that start inside;
+    `tags` and `metadata` are added to every span created inside. Nested
+    blocks add to the outer ones. Also `async with`.
+    """
+
+    __slots__ = ("_defaults", "_previous")
+
+    def __init__(
+        self,
+        *,
+        project_name: str | None = None,
+        tags: Iterable[str] | None = None,
+        thread_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        for field, value in (("project_name", project_name), ("thread_id", thread_id)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"context({field}={value!r}): expected a str or None, got {type_name(value)}"
+                )
+        if tags is not None and (
+            isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise TypeError(f"context(tags={tags!r}): expected a list of str or None")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(
+                f"context(metadata={metadata!r}): expected a mapping (dict) or None, "
+                f"got {type_name(metadata)}"
+            )
+        self._defaults = (project_name, tuple(tags or ()), thread_id, dict(metadata or {}))
+        self._previous: ContextDefaults | None = None
+
+    def __enter__(self) -> None:
+        project_name, tags, thread_id, metadata = self._defaults
+        outer = self._previous = context_defaults.get()
+        if outer is not None:
+            project_name = project_name or outer.project_name
+            thread_id = thread_id or outer.thread_id
+            tags = (*outer.tags, *(t for t in tags if t not in outer.tags))
+            metadata = {**outer.metadata, **metadata}
+        context_defaults.set(ContextDefaults(project_name, tags, thread_id, metadata))
+
+    def __exit__(self, *exc_info: object) -> None:
+        context_defaults.set(self._previous)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
+
+
+def update_current_span(
+    *,
+    name: str | None = None,
+    input: Any = None,
+    output: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    usage: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    total_cost: float | None = None,
+) -> None:
+    """Update the active span (see `Span.update`); with none active, log once and do nothing."""
+    current = active_span.get()
+    if current is None:
+        log_once(
+            "update_current_span:none",
+            "tracekit: update_current_span() called with no active span; ignored",
+            exc_info=False,
+        )
+        return
+    current.update(
+        name=name,
+        input=input,
+        output=output,
+        metadata=metadata,
+        tags=tags,
+        usage=usage,
+        model=model,
+        provider=provider,
+        total_cost=total_cost,
+    )
+
+
+def update_current_trace(
+    *,
+    name: str | None = None,
+    input: Any = None,
+    output: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    thread_id: str | None = None,
+) -> None:
+    """Set fields of the active trace; `metadata` merges, `tags` extend.
+
+    With no active span, log once and do nothing.
+    """
+    current = active_span.get()
+    if current is None:
+        log_once(
+            "update_current_trace:none",
+            "tracekit: update_current_trace() called with no active span; ignored",
+            exc_info=False,
+        )
+        return
+    current.update_trace(
+        name=name,
+        input=input,
+        output=output,
+        metadata=dict(metadata) if metadata else None,
+        tags=list(tags) if tags else None,
+        thread_id=thread_id,
+    )

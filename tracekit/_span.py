@@ -1,0 +1,281 @@
+"""`Span`: one unit of traced work, with UUIDv7 ids and UTC times.
+
+Creating and ending a span is the hot path of every traced call, so a span
+stores raw values (nanosecond clocks, the exception object) and derives the
+presentable ones (datetimes, `error_info`) only when they are read, usually
+on an exporter's thread.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from random import getrandbits
+from time import time_ns
+from typing import Any, Literal, get_args
+
+from tracekit._context import context_defaults
+from tracekit._pipeline import emit
+
+__all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "uuid7_int"]
+
+SpanType = Literal["general", "llm", "tool", "guardrail"]
+SPAN_TYPES: tuple[str, ...] = get_args(SpanType)
+
+_RAND_B_MASK = (1 << 62) - 1
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+
+
+def uuid7_int(unix_ns: int) -> int:
+    """A UUIDv7 for `unix_ns`, as an int: Opik rejects other ids and checks the timestamp.
+
+    Layout (RFC 9562): 48 bits of Unix milliseconds, version 7, 12 random
+    bits, variant 0b10, 62 random bits. Formatting costs more than making
+    it, so spans format their ids only when someone reads them.
+    """
+    rand = getrandbits(74)
+    return (
+        ((unix_ns // 1_000_000) << 80)
+        | _VERSION_AND_VARIANT
+        | ((rand >> 62) << 64)
+        | (rand & _RAND_B_MASK)
+    )
+
+
+def format_uuid(value: int) -> str:
+    """The canonical 8-4-4-4-12 text of a 128-bit id."""
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _utc(unix_ns: int) -> datetime:
+    return datetime.fromtimestamp(unix_ns / 1e9, tz=UTC)
+
+
+def _describe_error(exc: BaseException) -> dict[str, str]:
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {type(exc).__name__}>"
+    try:
+        formatted = "".join(traceback.format_exception(exc))
+    except Exception:
+        formatted = ""
+    return {"exception_type": type(exc).__name__, "message": message, "traceback": formatted}
+
+
+class Span:
+    """One traced call or block. Read its fields; change them with `update()`.
+
+    A `Span` has `id` and `trace_id`, so LiteLLM accepts it as
+    `metadata["opik"]["current_span_data"]` as it is.
+    """
+
+    __slots__ = (
+        "_end_ns",
+        "_exception",
+        "_id",
+        "_id_int",
+        "_parent",
+        "_root",
+        "_start_ns",
+        "_trace_id",
+        "_trace_id_int",
+        "_trace_updates",
+        "input",
+        "metadata",
+        "model",
+        "name",
+        "output",
+        "project_name",
+        "provider",
+        "tags",
+        "thread_id",
+        "total_cost",
+        "type",
+        "usage",
+    )
+
+    name: str
+    type: SpanType
+    input: Any
+    output: Any
+    metadata: dict[str, Any] | None
+    tags: list[str] | None
+    project_name: str | None
+    thread_id: str | None
+    usage: dict[str, Any] | None
+    model: str | None
+    provider: str | None
+    total_cost: float | None
+
+    def __init__(
+        self,
+        name: str,
+        type: SpanType = "general",
+        parent: Span | None = None,
+        *,
+        input: Any = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        project_name: str | None = None,
+    ) -> None:
+        now = time_ns()
+        self._start_ns = now
+        self._end_ns: int | None = None
+        self._exception: BaseException | None = None
+        self._trace_updates: dict[str, Any] | None = None
+        self._id_int = uuid7_int(now)
+        self._id: str | None = None
+        self._parent = parent
+        self.name = name
+        self.type = type
+        self.input = input
+        self.output = None
+        self.usage = None
+        self.model = None
+        self.provider = None
+        self.total_cost = None
+        defaults = context_defaults.get()
+        if parent is None:
+            self._root: Span = self
+            self._trace_id_int = uuid7_int(now)
+            self._trace_id: str | None = None
+            if project_name is None and defaults is not None:
+                project_name = defaults.project_name
+            self.project_name = project_name
+            self.thread_id = defaults.thread_id if defaults is not None else None
+        else:
+            # Every span of a trace lives in the trace's project and thread.
+            self._root = parent._root
+            self.project_name = parent.project_name
+            self.thread_id = parent.thread_id
+        if defaults is None:
+            self.tags = list(tags) if tags else None
+            self.metadata = dict(metadata) if metadata else None
+        else:
+            self.tags = [*defaults.tags, *(tags or ())] or None
+            self.metadata = {**defaults.metadata, **(metadata or {})} or None
+
+    @property
+    def id(self) -> str:
+        """This span's id, a UUIDv7 string."""
+        text = self._id
+        if text is None:
+            text = self._id = format_uuid(self._id_int)
+        return text
+
+    @property
+    def trace_id(self) -> str:
+        """The id of the trace this span belongs to (a UUIDv7 string, not a span's id)."""
+        root = self._root
+        text = root._trace_id
+        if text is None:
+            text = root._trace_id = format_uuid(root._trace_id_int)
+        return text
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the span this one was created under; None for a root."""
+        return None if self._parent is None else self._parent.id
+
+    @property
+    def start_time(self) -> datetime:
+        """When the span started (timezone-aware UTC)."""
+        return _utc(self._start_ns)
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When the span ended (timezone-aware UTC), or None while it runs."""
+        return None if self._end_ns is None else _utc(self._end_ns)
+
+    @property
+    def error_info(self) -> dict[str, str] | None:
+        """None, or `exception_type`, `message` and `traceback` of the error it raised."""
+        if self._exception is None:
+            return None
+        return _describe_error(self._exception)
+
+    @property
+    def is_root(self) -> bool:
+        """True for the first span of a trace."""
+        return self._parent is None
+
+    @property
+    def trace_updates(self) -> Mapping[str, Any]:
+        """Trace-level fields set with `update_current_trace()` in this trace."""
+        return self._root._trace_updates or {}
+
+    def update(
+        self,
+        *,
+        name: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+        usage: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        total_cost: float | None = None,
+    ) -> None:
+        """Set the given fields; `metadata` merges into and `tags` extend what is there."""
+        if name is not None:
+            self.name = name
+        if input is not None:
+            self.input = input
+        if output is not None:
+            self.output = output
+        if metadata:
+            self.metadata = {**(self.metadata or {}), **metadata}
+        if tags:
+            self.tags = [*(self.tags or ()), *tags]
+        if usage is not None:
+            self.usage = dict(usage)
+        if model is not None:
+            self.model = model
+        if provider is not None:
+            self.provider = provider
+        if total_cost is not None:
+            self.total_cost = total_cost
+
+    def update_trace(self, **fields: Any) -> None:
+        """Record trace-level fields (see `tracekit.update_current_trace`) on the root."""
+        root = self._root
+        updates = dict(root._trace_updates or {})
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if key == "metadata":
+                value = {**updates.get("metadata", {}), **value}
+            elif key == "tags":
+                value = [*updates.get("tags", ()), *value]
+            updates[key] = value
+        root._trace_updates = updates
+
+    def end(self) -> bool:
+        """End the span now and hand it on; False when it had already ended."""
+        if self._end_ns is not None:
+            return False
+        self._end_ns = time_ns()
+        emit(self)
+        return True
+
+    def fail(self, exc: BaseException) -> bool:
+        """End the span because `exc` left it.
+
+        An `Exception` is the span's error; a bare `BaseException`
+        (cancellation, `GeneratorExit`, `KeyboardInterrupt`) only ends it,
+        noting what interrupted it in the metadata.
+        """
+        if self._end_ns is not None:
+            return False
+        if isinstance(exc, Exception):
+            self._exception = exc
+        else:
+            self.metadata = {**(self.metadata or {}), "interrupted_by": type(exc).__name__}
+        return self.end()
+
+    def __repr__(self) -> str:
+        return f"<Span {self.name!r} type={self.type} id={self.id} parent={self.parent_id}>"

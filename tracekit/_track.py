@@ -1,0 +1,330 @@
+"""`@track`: one span per call of any kind of callable.
+
+The wrapper is chosen once, at decoration time — generator function, async
+generator function, coroutine function, or plain callable, checked in that
+order — so a traced call does no `inspect` work. `wrapt.FunctionWrapper`
+keeps `__name__`, `__doc__`, the signature and the `inspect.is*function`
+answers, and binds correctly as a method, classmethod or staticmethod
+whichever side of `@classmethod`/`@staticmethod` `@track` is written on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+import wrapt
+
+from tracekit._context import active_span
+from tracekit._generators import drive_async_generator, drive_generator
+from tracekit._inputs import InputBinder, make_input_binder, parameter_names
+from tracekit._log import log_once
+from tracekit._span import SPAN_TYPES, Span, SpanType
+
+__all__ = ["track"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+class _Options:
+    """The validated arguments of one `@track(...)`."""
+
+    __slots__ = (
+        "capture_input",
+        "capture_output",
+        "ignore_arguments",
+        "metadata",
+        "name",
+        "project_name",
+        "tags",
+        "type",
+    )
+
+    def __init__(
+        self,
+        name: str | None,
+        type: str,
+        tags: Iterable[str] | None,
+        metadata: Mapping[str, Any] | None,
+        project_name: str | None,
+        capture_input: bool,
+        capture_output: bool,
+        ignore_arguments: Iterable[str] | None,
+    ) -> None:
+        _check_optional_str("name", name)
+        if type not in SPAN_TYPES:
+            raise ValueError(
+                f"track(type={type!r}): unknown span type; expected one of "
+                + ", ".join(repr(t) for t in SPAN_TYPES)
+            )
+        _check_optional_str("project_name", project_name)
+        _check_bool("capture_input", capture_input)
+        _check_bool("capture_output", capture_output)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(
+                f"track(metadata={metadata!r}): expected a mapping (dict) or None, "
+                f"got {_type_name(metadata)}"
+            )
+        self.name = name
+        self.type = cast(SpanType, type)
+        self.tags = _str_tuple("tags", tags)
+        self.metadata = dict(metadata) if metadata else None
+        self.project_name = project_name
+        self.capture_input = capture_input
+        self.capture_output = capture_output
+        self.ignore_arguments = _str_tuple("ignore_arguments", ignore_arguments)
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_optional_str(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"track({field}={value!r}): expected a str or None, got {_type_name(value)}"
+        )
+
+
+def _check_bool(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"track({field}={value!r}): expected True or False")
+
+
+def _str_tuple(field: str, values: Iterable[str] | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"track({field}={values!r}): expected a list of str or None, got {_type_name(values)}"
+        )
+    items = tuple(values)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(
+                f"track({field}=...): every item must be a str, got {item!r} "
+                f"({_type_name(item)})"
+            )
+    return items
+
+
+def _check_ignored_names(func: Callable[..., Any], ignore: tuple[str, ...]) -> None:
+    known = parameter_names(func)
+    if not ignore or known is None:
+        return
+    names, takes_var_keyword = known
+    unknown = [name for name in ignore if name not in names]
+    if unknown and not takes_var_keyword:
+        raise ValueError(
+            f"track(ignore_arguments=...): {', '.join(map(repr, unknown))} "
+            f"not a parameter of {getattr(func, '__qualname__', func)!r}; "
+            f"its parameters are {', '.join(sorted(names)) or '(none)'}"
+        )
+
+
+@overload
+def track(func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+@overload
+def track(func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def track(func: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def track(
+    *,
+    name: str | None = None,
+    type: SpanType = "general",
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    project_name: str | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    ignore_arguments: Iterable[str] | None = None,
+) -> _Decorator: ...
+def track(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    type: SpanType = "general",
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    project_name: str | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    ignore_arguments: Iterable[str] | None = None,
+) -> Any:
+    """Trace every call of the decorated callable as one span.
+
+    Works bare (`@track`) or with options (`@track(name=..., type="tool")`),
+    on functions, `async def`, generator and async generator functions,
+    methods, classmethods and staticmethods. The span's parent is the span
+    active at the call; inputs are captured by parameter name, the return
+    value (or the yielded items) as output, and an exception as `error_info`
+    before it is re-raised unchanged.
+    """
+    options = _Options(
+        name, type, tags, metadata, project_name, capture_input, capture_output, ignore_arguments
+    )
+    if func is None:
+        return _Decorator(options)
+    return _decorate(func, options)
+
+
+class _Decorator:
+    """What `track(...)` with options returns: applies the options to a callable."""
+
+    __slots__ = ("_options",)
+
+    def __init__(self, options: _Options) -> None:
+        self._options = options
+
+    @overload
+    def __call__(self, func: classmethod[T, P, R], /) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(self, func: staticmethod[P, R], /) -> staticmethod[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+    def __call__(self, func: Any, /) -> Any:
+        return _decorate(func, self._options)
+
+
+def _decorate(target: Any, options: _Options) -> Any:
+    func = target.__func__ if isinstance(target, classmethod | staticmethod) else target
+    if not callable(func):
+        raise TypeError(
+            f"track() decorates a function, method, classmethod or staticmethod; "
+            f"got {target!r} ({_type_name(target)}). For a span name, write "
+            f"@track(name=...)."
+        )
+    _check_ignored_names(func, options.ignore_arguments)
+    name = options.name or getattr(func, "__name__", None) or _type_name(func)
+    binder = make_input_binder(func, options.ignore_arguments) if options.capture_input else None
+    if inspect.isgeneratorfunction(func):
+        wrapper = _generator_wrapper(name, options, binder)
+    elif inspect.isasyncgenfunction(func):
+        wrapper = _async_generator_wrapper(name, options, binder)
+    elif inspect.iscoroutinefunction(func):
+        wrapper = _coroutine_wrapper(name, options, binder)
+    else:
+        wrapper = _plain_wrapper(name, options, binder)
+    return wrapt.FunctionWrapper(target, wrapper)
+
+
+def _start(
+    name: str,
+    options: _Options,
+    binder: InputBinder | None,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Span | None, Span | None]:
+    """Open the call's span under the active one: (parent, span), span None on failure."""
+    parent = active_span.get()
+    try:
+        span = Span(
+            name,
+            options.type,
+            parent,
+            tags=options.tags,
+            metadata=options.metadata,
+            project_name=options.project_name,
+        )
+        if binder is not None:
+            span.input = binder(instance is not None, args, kwargs)
+    except Exception:
+        log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
+        return parent, None
+    return parent, span
+
+
+def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
+    capture_output = options.capture_output
+
+    def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        parent, span = _start(name, options, binder, instance, args, kwargs)
+        if span is None:
+            return wrapped(*args, **kwargs)
+        active_span.set(span)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            active_span.set(parent)
+            span.fail(exc)
+            raise
+        active_span.set(parent)
+        if capture_output:
+            span.output = result
+        span.end()
+        return result
+
+    return call
+
+
+def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
+    capture_output = options.capture_output
+
+    # The span starts when the coroutine starts running, under the span active
+    # in the task that awaits it (which, for create_task, is the creator's).
+    async def call(
+        wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        parent, span = _start(name, options, binder, instance, args, kwargs)
+        if span is None:
+            return await wrapped(*args, **kwargs)
+        active_span.set(span)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            active_span.set(parent)
+            span.fail(exc)
+            raise
+        active_span.set(parent)
+        if capture_output:
+            span.output = result
+        span.end()
+        return result
+
+    return call
+
+
+def _generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
+    capture_output = options.capture_output
+
+    # The span starts at the call, under the span active there, wherever the
+    # generator is consumed later.
+    def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        _, span = _start(name, options, binder, instance, args, kwargs)
+        try:
+            body = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
+            raise
+        if span is None:
+            return body
+        return drive_generator(body, span, capture_output)
+
+    return call
+
+
+def _async_generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
+    capture_output = options.capture_output
+
+    def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        _, span = _start(name, options, binder, instance, args, kwargs)
+        try:
+            body = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
+            raise
+        if span is None:
+            return body
+        return drive_async_generator(body, span, capture_output)
+
+    return call

@@ -1,0 +1,78 @@
+"""In-memory capture of finished spans, for your tests (and ours).
+
+    with tracekit.testing.capture() as captured:
+        my_app()
+    assert [s.name for s in captured.spans] == ["step", "my_app"]
+
+With pytest, the `tracekit_capture` fixture does the same for one test.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from tracekit._pipeline import add_processor, remove_processor
+from tracekit._span import Span
+from tracekit._trace import TraceRecord
+from tracekit._tree import render_tree
+
+__all__ = ["Capture", "TraceRecord", "capture"]
+
+
+class Capture:
+    """Collects every span that ends, from any thread, while it is active."""
+
+    def __init__(self) -> None:
+        self._spans: list[Span] = []
+        self._lock = threading.Lock()
+
+    def _record(self, span: Span) -> None:
+        with self._lock:
+            self._spans.append(span)
+
+    @property
+    def spans(self) -> list[Span]:
+        """Finished spans, in the order they ended."""
+        with self._lock:
+            return list(self._spans)
+
+    @property
+    def traces(self) -> list[TraceRecord]:
+        """The traces whose root span ended, in the order they ended."""
+        return [TraceRecord.from_root(s) for s in self.spans if s.is_root]
+
+    def named(self, name: str) -> Span:
+        """The one finished span called `name`; fails when there is none or several."""
+        found = [s for s in self.spans if s.name == name]
+        if len(found) != 1:
+            raise LookupError(
+                f"expected one span named {name!r}, found {len(found)}:\n{self.tree()}"
+            )
+        return found[0]
+
+    def tree(self) -> str:
+        """The captured traces as indented text."""
+        return render_tree(self.spans)
+
+    def clear(self) -> None:
+        """Forget what was captured so far."""
+        with self._lock:
+            self._spans.clear()
+
+    def __enter__(self) -> Capture:
+        add_processor(self._record)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        remove_processor(self._record)
+
+
+def capture() -> Capture:
+    """A context manager collecting finished spans in memory: `.spans`, `.traces`, `.tree()`."""
+    return Capture()
