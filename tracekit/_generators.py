@@ -63,11 +63,6 @@ def _end_finished(span: Span, items: list[Any] | None) -> None:
     span.end()
 
 
-def _keep(items: list[Any] | None, item: Any) -> None:
-    if items is not None and len(items) < MAX_CAPTURED_ITEMS:
-        items.append(item)
-
-
 def drive_generator(
     body: Generator[Y, S, R], span: Span, capture_output: bool
 ) -> Generator[Y, S, R]:
@@ -99,7 +94,8 @@ def drive_generator(
             raise
         body_view = get()
         put(consumer_view)
-        _keep(items, item)
+        if items is not None and len(items) < MAX_CAPTURED_ITEMS:
+            items.append(item)
         try:
             to_send = yield item
         except GeneratorExit:
@@ -150,7 +146,8 @@ async def drive_async_generator(
             raise
         body_view = get()
         put(consumer_view)
-        _keep(items, item)
+        if items is not None and len(items) < MAX_CAPTURED_ITEMS:
+            items.append(item)
         try:
             to_send = yield item
         except GeneratorExit:

@@ -62,7 +62,8 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
 
     def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = bound_names if is_bound else unbound_names
-        inputs = {**defaults, **dict(zip(names, args, strict=False))}
+        inputs = defaults.copy()
+        inputs.update(zip(names, args))  # noqa: B905 (extra args are handled below)
         if len(args) > len(names):
             inputs[var_positional or "args"] = args[len(names) :]
         if kwargs:

@@ -16,6 +16,7 @@ from time import time_ns
 from typing import Any, Literal, get_args
 
 from tracekit._context import context_defaults
+from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
 
 __all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "uuid7_int"]
@@ -24,7 +25,12 @@ SpanType = Literal["general", "llm", "tool", "guardrail"]
 SPAN_TYPES: tuple[str, ...] = get_args(SpanType)
 
 _RAND_B_MASK = (1 << 62) - 1
+# Where a UUIDv7 keeps its 74 random bits: 12 after the version, 62 after the variant.
+_RANDOM_BITS = ((1 << 12) - 1) << 64 | _RAND_B_MASK
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+# A root's trace id is its span id with the random bits flipped: still a valid
+# UUIDv7 with the same timestamp, distinct from every span id, and free to make.
+_TRACE_ID_FLIP = _RAND_B_MASK
 
 
 def uuid7_int(unix_ns: int) -> int:
@@ -34,13 +40,7 @@ def uuid7_int(unix_ns: int) -> int:
     bits, variant 0b10, 62 random bits. Formatting costs more than making
     it, so spans format their ids only when someone reads them.
     """
-    rand = getrandbits(74)
-    return (
-        ((unix_ns // 1_000_000) << 80)
-        | _VERSION_AND_VARIANT
-        | ((rand >> 62) << 64)
-        | (rand & _RAND_B_MASK)
-    )
+    return ((unix_ns // 1_000_000) << 80) | _VERSION_AND_VARIANT | (getrandbits(76) & _RANDOM_BITS)
 
 
 def format_uuid(value: int) -> str:
@@ -80,10 +80,10 @@ class Span:
         "_parent",
         "_root",
         "_start_ns",
+        "_input",
+        "_pending_input",
         "_trace_id",
-        "_trace_id_int",
         "_trace_updates",
-        "input",
         "metadata",
         "model",
         "name",
@@ -99,7 +99,6 @@ class Span:
 
     name: str
     type: SpanType
-    input: Any
     output: Any
     metadata: dict[str, Any] | None
     tags: list[str] | None
@@ -115,11 +114,10 @@ class Span:
         name: str,
         type: SpanType = "general",
         parent: Span | None = None,
-        *,
-        input: Any = None,
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         project_name: str | None = None,
+        input: Any = None,
     ) -> None:
         now = time_ns()
         self._start_ns = now
@@ -131,7 +129,10 @@ class Span:
         self._parent = parent
         self.name = name
         self.type = type
-        self.input = input
+        self._input = input
+        self._pending_input: tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]] | None = (
+            None
+        )
         self.output = None
         self.usage = None
         self.model = None
@@ -140,7 +141,6 @@ class Span:
         defaults = context_defaults.get()
         if parent is None:
             self._root: Span = self
-            self._trace_id_int = uuid7_int(now)
             self._trace_id: str | None = None
             if project_name is None and defaults is not None:
                 project_name = defaults.project_name
@@ -172,8 +172,29 @@ class Span:
         root = self._root
         text = root._trace_id
         if text is None:
-            text = root._trace_id = format_uuid(root._trace_id_int)
+            text = root._trace_id = format_uuid(root._id_int ^ _TRACE_ID_FLIP)
         return text
+
+    @property
+    def input(self) -> Any:
+        """What the span was called with: arguments by parameter name for tracked calls."""
+        pending = self._pending_input
+        if pending is not None:
+            binder, is_bound, args, kwargs = pending
+            self._input = binder(is_bound, args, kwargs)
+            self._pending_input = None
+        return self._input
+
+    @input.setter
+    def input(self, value: Any) -> None:
+        self._pending_input = None
+        self._input = value
+
+    def set_call_input(
+        self, binder: InputBinder, is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Keep a call's arguments; they are named only when `input` is first read."""
+        self._pending_input = (binder, is_bound, args, kwargs)
 
     @property
     def parent_id(self) -> str | None:

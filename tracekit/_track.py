@@ -226,16 +226,9 @@ def _start(
     """Open the call's span under the active one: (parent, span), span None on failure."""
     parent = active_span.get()
     try:
-        span = Span(
-            name,
-            options.type,
-            parent,
-            tags=options.tags,
-            metadata=options.metadata,
-            project_name=options.project_name,
-        )
+        span = Span(name, options.type, parent, options.tags, options.metadata, options.project_name)
         if binder is not None:
-            span.input = binder(instance is not None, args, kwargs)
+            span.set_call_input(binder, instance is not None, args, kwargs)
     except Exception:
         log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
         return parent, None

@@ -1,0 +1,19 @@
+"""The public API is exactly what `tracekit/__init__.py` exports."""
+
+import tracekit
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    """`tracekit.__all__` is sorted and equals the module's public names."""
+    public = {name for name in vars(tracekit) if not name.startswith("_") and name.isidentifier()}
+    assert sorted(tracekit.__all__) == tracekit.__all__
+    assert set(tracekit.__all__) == public
+
+
+def test_implementation_modules_are_private() -> None:
+    """Every module inside the package but `testing` (and subpackages) starts with `_`."""
+    import pkgutil
+
+    names = [m.name for m in pkgutil.iter_modules(tracekit.__path__)]
+    public = [n for n in names if not n.startswith("_") and not n[0].isupper()]
+    assert set(public) <= {"testing", "cli", "exporters", "integrations"}

@@ -1,0 +1,119 @@
+"""`tracekit.span()` blocks and `tracekit.context()` defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+import tracekit
+from tracekit.testing import Capture
+
+
+def test_span_block_is_active_inside_and_restored_after(tracekit_capture: Capture) -> None:
+    """Inside `with span()` the new span is current; after it, the outer one is again."""
+    with tracekit.span("outer") as outer:
+        with tracekit.span("inner", type="tool", input={"x": 1}) as inner:
+            assert tracekit.current_span() is inner
+        assert tracekit.current_span() is outer
+    assert tracekit.current_span() is None
+    assert inner.parent_id == outer.id
+    assert (inner.type, inner.input) == ("tool", {"x": 1})
+
+
+@pytest.mark.anyio
+async def test_async_with_span_nests_like_with(tracekit_capture: Capture) -> None:
+    """`async with span()` opens a child of the active span and restores it on exit."""
+    async with tracekit.span("outer") as outer:
+        async with tracekit.span("inner") as inner:
+            assert tracekit.current_span() is inner
+        assert tracekit.current_span() is outer
+    assert inner.parent_id == outer.id
+
+
+def test_span_block_records_an_exception_and_lets_it_through(tracekit_capture: Capture) -> None:
+    """An exception leaving the block lands in error_info and propagates unchanged."""
+    error = ValueError("boom")
+    with pytest.raises(ValueError, match="boom") as raised, tracekit.span("s") as s:
+        raise error
+    assert raised.value is error
+    assert s.error_info is not None
+    assert s.error_info["exception_type"] == "ValueError"
+    assert s.error_info["message"] == "boom"
+    assert "raise error" in s.error_info["traceback"]
+
+
+def test_span_rejects_unknown_type_naming_the_accepted_ones() -> None:
+    """span(type="bogus") raises a ValueError listing the span types."""
+    with pytest.raises(ValueError, match=r"'bogus'.*'general', 'llm', 'tool', 'guardrail'"):
+        tracekit.span("s", type="bogus")  # type: ignore[arg-type]
+
+
+def test_span_rejects_a_non_str_name() -> None:
+    """span(123) raises a TypeError naming the bad value."""
+    with pytest.raises(TypeError, match="123"):
+        tracekit.span(123)  # type: ignore[arg-type]
+
+
+def test_context_defaults_reach_every_span_inside(tracekit_capture: Capture) -> None:
+    """project_name, thread_id, tags and metadata of context() apply to spans created inside."""
+    with (
+        tracekit.context(project_name="p", thread_id="t-1", tags=["ctx"], metadata={"env": "dev"}),
+        tracekit.span("root", tags=["own"]) as root,
+        tracekit.span("child") as child,
+    ):
+        pass
+    with tracekit.span("outside") as outside:
+        pass
+    for span in (root, child):
+        assert span.project_name == "p"
+        assert span.thread_id == "t-1"
+        assert span.metadata == {"env": "dev"}
+    assert root.tags == ["ctx", "own"]
+    assert child.tags == ["ctx"]
+    assert (outside.project_name, outside.thread_id, outside.tags) == (None, None, None)
+    (trace, _) = tracekit_capture.traces
+    assert (trace.project_name, trace.thread_id) == ("p", "t-1")
+
+
+def test_nested_contexts_add_to_the_outer_one(tracekit_capture: Capture) -> None:
+    """An inner context() keeps the outer tags and metadata and overrides what it sets."""
+    with (
+        tracekit.context(project_name="p", tags=["a"], metadata={"x": 1, "y": 1}),
+        tracekit.context(tags=["b"], metadata={"y": 2}),
+        tracekit.span("s") as s,
+    ):
+        pass
+    assert s.project_name == "p"
+    assert s.tags == ["a", "b"]
+    assert s.metadata == {"x": 1, "y": 2}
+
+
+def test_children_stay_in_their_traces_project(tracekit_capture: Capture) -> None:
+    """A span created under a trace goes to the trace's project, whatever context says."""
+    with tracekit.context(project_name="outer"), tracekit.span("root") as root:
+        with tracekit.context(project_name="other"), tracekit.span("child") as child:
+            pass
+    assert root.project_name == child.project_name == "outer"
+
+
+@pytest.mark.anyio
+async def test_async_with_context_sets_defaults(tracekit_capture: Capture) -> None:
+    """`async with context()` works like `with context()`."""
+    async with tracekit.context(thread_id="t"):
+        async with tracekit.span("s") as s:
+            pass
+    assert s.thread_id == "t"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"project_name": 1}, "project_name=1"),
+        ({"thread_id": 2.5}, "thread_id=2.5"),
+        ({"tags": "single"}, "tags='single'"),
+        ({"metadata": ["not", "a", "dict"]}, "metadata="),
+    ],
+)
+def test_context_rejects_bad_argument_types(kwargs: dict[str, object], fragment: str) -> None:
+    """context() raises a TypeError naming the bad argument and value."""
+    with pytest.raises(TypeError, match=fragment.replace("[", r"\[").replace(".", r"\.")):
+        tracekit.context(**kwargs)  # type: ignore[arg-type]
