@@ -34,8 +34,8 @@ class _EndIfNeverStarted:
     """Ends the span of a generator that is discarded before its first step.
 
     A generator that never started runs no code when it is collected, so its
-    driver cannot end the span itself; this object lives in the driver's
-    frame and is released with it.
+    driver cannot end the span itself; this object is an argument of the
+    driver, so it lives in the driver's frame and is released with it.
     """
 
     __slots__ = ("span",)
@@ -67,7 +67,12 @@ def drive_generator(
     body: Generator[Y, S, R], span: Span, capture_output: bool
 ) -> Generator[Y, S, R]:
     """Run `body` as `span`'s generator; the span ends exactly once, however it stops."""
-    guard = _EndIfNeverStarted(span)  # noqa: F841 (kept alive by this frame)
+    return _driven_generator(body, span, capture_output, _EndIfNeverStarted(span))
+
+
+def _driven_generator(
+    body: Generator[Y, S, R], span: Span, capture_output: bool, guard: _EndIfNeverStarted
+) -> Generator[Y, S, R]:
     get, put = active_span.get, active_span.set
     items: list[Any] | None = [] if capture_output else None
     body_view: Span | None = span
@@ -115,11 +120,16 @@ def drive_generator(
             to_send = None
 
 
-async def drive_async_generator(
+def drive_async_generator(
     body: AsyncGenerator[Y, S], span: Span, capture_output: bool
 ) -> AsyncGenerator[Y, S]:
     """Run `body` as `span`'s async generator; no event-loop API is used, so trio works too."""
-    guard = _EndIfNeverStarted(span)  # noqa: F841 (kept alive by this frame)
+    return _driven_async_generator(body, span, capture_output, _EndIfNeverStarted(span))
+
+
+async def _driven_async_generator(
+    body: AsyncGenerator[Y, S], span: Span, capture_output: bool, guard: _EndIfNeverStarted
+) -> AsyncGenerator[Y, S]:
     get, put = active_span.get, active_span.set
     items: list[Any] | None = [] if capture_output else None
     body_view: Span | None = span
