@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import warnings
 import inspect
+import warnings
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 

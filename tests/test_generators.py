@@ -213,7 +213,7 @@ def test_an_exception_in_the_body_is_recorded_and_reraised(tracekit_capture: Cap
         yield 1
         raise error
 
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="bad item") as raised:
         list(failing())
     assert raised.value is error
     (span,) = tracekit_capture.spans

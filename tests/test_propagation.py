@@ -28,7 +28,9 @@ async def async_leaf(label: str) -> str:
 
 
 def _parents_by_label(capture: Capture) -> dict[str, str | None]:
-    return {s.input["label"]: s.parent_id for s in capture.spans if s.name in {"leaf", "async_leaf"}}
+    return {
+        s.input["label"]: s.parent_id for s in capture.spans if s.name in {"leaf", "async_leaf"}
+    }
 
 
 def test_asyncio_create_task_inherits_the_creators_span(tracekit_capture: Capture) -> None:

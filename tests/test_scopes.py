@@ -89,18 +89,21 @@ def test_nested_contexts_add_to_the_outer_one(tracekit_capture: Capture) -> None
 
 def test_children_stay_in_their_traces_project(tracekit_capture: Capture) -> None:
     """A span created under a trace goes to the trace's project, whatever context says."""
-    with tracekit.context(project_name="outer"), tracekit.span("root") as root:
-        with tracekit.context(project_name="other"), tracekit.span("child") as child:
-            pass
+    with (
+        tracekit.context(project_name="outer"),
+        tracekit.span("root") as root,
+        tracekit.context(project_name="other"),
+        tracekit.span("child") as child,
+    ):
+        pass
     assert root.project_name == child.project_name == "outer"
 
 
 @pytest.mark.anyio
 async def test_async_with_context_sets_defaults(tracekit_capture: Capture) -> None:
     """`async with context()` works like `with context()`."""
-    async with tracekit.context(thread_id="t"):
-        async with tracekit.span("s") as s:
-            pass
+    async with tracekit.context(thread_id="t"), tracekit.span("s") as s:
+        pass
     assert s.thread_id == "t"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -23,10 +24,8 @@ def log_once(key: str, message: str, *args: object, exc_info: bool = True) -> No
         if key in _seen:
             return
         _seen.add(key)
-    try:
+    with contextlib.suppress(Exception):  # a broken logging handler is not ours to raise
         logger.warning(message, *args, exc_info=exc_info)
-    except Exception:  # a broken logging handler is not ours to raise
-        pass
 
 
 def reset_log_once() -> None:

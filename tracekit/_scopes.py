@@ -13,7 +13,7 @@ from tracekit._span import SPAN_TYPES, Span, SpanType
 __all__ = ["context", "span", "update_current_span", "update_current_trace"]
 
 
-class span:  # noqa: N801 (used like a function: `with tracekit.span("step"):`)
+class span:
     """A span around a block: `with tracekit.span("step", type="tool") as s:`.
 
     Also `async with`. The span is a child of the span active where the block
@@ -92,7 +92,7 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-class context:  # noqa: N801 (used like a function: `with tracekit.context(...):`)
+class context:
     """Defaults for every span, trace and LLM call made inside the block.
 
     `project_name` and `thread_id` apply to traces that start inside;

@@ -77,11 +77,11 @@ class Span:
         "_exception",
         "_id",
         "_id_int",
+        "_input",
         "_parent",
+        "_pending_input",
         "_root",
         "_start_ns",
-        "_input",
-        "_pending_input",
         "_trace_id",
         "_trace_updates",
         "metadata",
@@ -130,9 +130,7 @@ class Span:
         self.name = name
         self.type = type
         self._input = input
-        self._pending_input: tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]] | None = (
-            None
-        )
+        self._pending_input: tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]] | None = None
         self.output = None
         self.usage = None
         self.model = None

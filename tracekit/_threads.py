@@ -11,7 +11,7 @@ import concurrent.futures
 import contextvars
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 __all__ = ["ThreadPoolExecutor", "propagate"]
 

@@ -107,8 +107,7 @@ def _str_tuple(field: str, values: Iterable[str] | None) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise TypeError(
-                f"track({field}=...): every item must be a str, got {item!r} "
-                f"({_type_name(item)})"
+                f"track({field}=...): every item must be a str, got {item!r} ({_type_name(item)})"
             )
     return items
 
@@ -226,7 +225,9 @@ def _start(
     """Open the call's span under the active one: (parent, span), span None on failure."""
     parent = active_span.get()
     try:
-        span = Span(name, options.type, parent, options.tags, options.metadata, options.project_name)
+        span = Span(
+            name, options.type, parent, options.tags, options.metadata, options.project_name
+        )
         if binder is not None:
             span.set_call_input(binder, instance is not None, args, kwargs)
     except Exception:
