@@ -50,17 +50,18 @@ class _EndIfNeverStarted:
             span.end()
 
 
-def _end_unfinished(span: Span, items: list[Any] | None) -> None:
-    if items is not None:
+def _end(span: Span, items: list[Any], capture_output: bool, error: BaseException | None) -> None:
+    if capture_output:
         span.output = items
+    if error is None:
+        span.end()
+    else:
+        span.fail(error)
+
+
+def _end_unfinished(span: Span, items: list[Any], capture_output: bool) -> None:
     span.metadata = {**(span.metadata or {}), "generator_completed": False}
-    span.end()
-
-
-def _end_finished(span: Span, items: list[Any] | None) -> None:
-    if items is not None:
-        span.output = items
-    span.end()
+    _end(span, items, capture_output, None)
 
 
 def drive_generator(
@@ -74,7 +75,8 @@ def _driven_generator(
     body: Generator[Y, S, R], span: Span, capture_output: bool, guard: _EndIfNeverStarted
 ) -> Generator[Y, S, R]:
     get, put = active_span.get, active_span.set
-    items: list[Any] | None = [] if capture_output else None
+    items: list[Any] = []  # the output, while capture_output leaves room
+    room = MAX_CAPTURED_ITEMS if capture_output else 0
     body_view: Span | None = span
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -89,17 +91,16 @@ def _driven_generator(
                 item = body.throw(thrown)
         except StopIteration as stop:
             put(consumer_view)
-            _end_finished(span, items)
+            _end(span, items, capture_output, None)
             return stop.value  # type: ignore[no-any-return]
         except BaseException as exc:
             put(consumer_view)
-            if items is not None:
-                span.output = items
-            span.fail(exc)
+            _end(span, items, capture_output, exc)
             raise
         body_view = get()
         put(consumer_view)
-        if items is not None and len(items) < MAX_CAPTURED_ITEMS:
+        if room:
+            room -= 1
             items.append(item)
         try:
             to_send = yield item
@@ -113,7 +114,7 @@ def _driven_generator(
                 span.fail(exc)
                 raise
             put(consumer_view)
-            _end_unfinished(span, items)
+            _end_unfinished(span, items, capture_output)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -131,7 +132,8 @@ async def _driven_async_generator(
     body: AsyncGenerator[Y, S], span: Span, capture_output: bool, guard: _EndIfNeverStarted
 ) -> AsyncGenerator[Y, S]:
     get, put = active_span.get, active_span.set
-    items: list[Any] | None = [] if capture_output else None
+    items: list[Any] = []  # the output, while capture_output leaves room
+    room = MAX_CAPTURED_ITEMS if capture_output else 0
     body_view: Span | None = span
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -146,17 +148,16 @@ async def _driven_async_generator(
                 item = await body.athrow(thrown)
         except StopAsyncIteration:
             put(consumer_view)
-            _end_finished(span, items)
+            _end(span, items, capture_output, None)
             return
         except BaseException as exc:
             put(consumer_view)
-            if items is not None:
-                span.output = items
-            span.fail(exc)
+            _end(span, items, capture_output, exc)
             raise
         body_view = get()
         put(consumer_view)
-        if items is not None and len(items) < MAX_CAPTURED_ITEMS:
+        if room:
+            room -= 1
             items.append(item)
         try:
             to_send = yield item
@@ -170,7 +171,7 @@ async def _driven_async_generator(
                 span.fail(exc)
                 raise
             put(consumer_view)
-            _end_unfinished(span, items)
+            _end_unfinished(span, items, capture_output)
             raise
         except BaseException as exc:
             to_throw = exc

@@ -1,0 +1,301 @@
+"""Per-call overhead of @tracekit.track against a plain call, the floor and peer SDKs.
+
+Run: `make bench` (or `.venv/bin/python benchmarks/overhead.py [--rounds N]`).
+
+Every case is timed in each of several interleaved rounds and the table shows
+medians, so a noisy moment hurts every case alike. "Overhead" is the case's
+time minus the untraced baseline's; "x floor" divides it by the floor's
+overhead: a bare ContextVar set/restore around the same call, the least any
+context-propagating tracer can do. Peers run in the same process and rounds:
+`@opik.track` exporting to a local HTTP sink, and an OpenTelemetry SDK span
+with an in-memory exporter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import os
+import statistics
+import sys
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _http_sink import start_sink
+
+SINK_URL, _sink = start_sink()
+# Keep every byte on 127.0.0.1: Opik reports to Sentry and analytics by default.
+os.environ.update(
+    OPIK_URL_OVERRIDE=f"{SINK_URL}/api/",
+    OPIK_SENTRY_ENABLE="false",
+    OPIK_ANALYTICS_ENABLE="false",
+    OPIK_PROJECT_NAME="bench",
+    OPIK_WORKSPACE="default",
+)
+
+import opik  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+    InMemorySpanExporter,
+)
+
+import tracekit  # noqa: E402
+
+Timer = Callable[[int], float]  # runs n operations, returns seconds
+
+
+def _per_op(run: Callable[[int], None], n: int) -> float:
+    start = time.perf_counter()
+    run(n)
+    return (time.perf_counter() - start) / n
+
+
+# --- the work being traced -------------------------------------------------
+
+
+def work(x: int) -> int:
+    return x + 1
+
+
+async def awork(x: int) -> int:
+    return x + 1
+
+
+def items(n: int) -> Generator[int, None, None]:
+    yield from range(n)
+
+
+async def aitems(n: int) -> AsyncGenerator[int, None]:
+    for i in range(n):
+        yield i
+
+
+def nested_plain(x: int) -> int:
+    return _nested_plain_2(x)
+
+
+def _nested_plain_2(x: int) -> int:
+    return work(x)
+
+
+traced = tracekit.track(work)
+atraced = tracekit.track(awork)
+traced_items = tracekit.track(items)
+traced_aitems = tracekit.track(aitems)
+
+
+@tracekit.track
+def nested_traced(x: int) -> int:
+    return _nested_traced_2(x)
+
+
+@tracekit.track
+def _nested_traced_2(x: int) -> int:
+    return traced(x)
+
+
+opik_traced = opik.track(work)
+opik_items = opik.track(items)
+
+_floor_var: contextvars.ContextVar[object] = contextvars.ContextVar("floor", default=None)
+_marker = object()
+
+
+def floor(x: int) -> int:
+    previous = _floor_var.get()
+    _floor_var.set(_marker)
+    try:
+        return work(x)
+    finally:
+        _floor_var.set(previous)
+
+
+_otel_exporter = InMemorySpanExporter()
+_otel_provider = TracerProvider()
+_otel_provider.add_span_processor(SimpleSpanProcessor(_otel_exporter))
+_otel_tracer = _otel_provider.get_tracer("bench")
+
+
+def otel(x: int) -> int:
+    with _otel_tracer.start_as_current_span("work"):
+        return work(x)
+
+
+# --- timers ------------------------------------------------------------------
+
+
+def call_timer(fn: Callable[[int], int]) -> Timer:
+    def run(n: int) -> None:
+        for i in range(n):
+            fn(i)
+
+    return lambda n: _per_op(run, n)
+
+
+def async_timer(fn: Callable[[int], object]) -> Timer:
+    async def loop(n: int) -> None:
+        for i in range(n):
+            await fn(i)  # type: ignore[misc]
+
+    def timed(n: int) -> float:
+        async def measured() -> float:
+            start = time.perf_counter()
+            await loop(n)
+            return (time.perf_counter() - start) / n
+
+        return asyncio.run(measured())
+
+    return timed
+
+
+def gen_timer(factory: Callable[[int], Generator[int, None, None]], length: int) -> Timer:
+    def run(n: int) -> None:
+        for _ in range(n):
+            for _ in factory(length):
+                pass
+
+    return lambda n: _per_op(run, n)
+
+
+def agen_timer(factory: Callable[[int], AsyncGenerator[int, None]], length: int) -> Timer:
+    def timed(n: int) -> float:
+        async def measured() -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                async for _ in factory(length):
+                    pass
+            return (time.perf_counter() - start) / n
+
+        return asyncio.run(measured())
+
+    return timed
+
+
+def flushed(timer: Timer) -> Timer:
+    """Opik exports in the background: let it finish so it does not slow the next case."""
+
+    def timed(n: int) -> float:
+        result = timer(n)
+        opik.flush_tracker()
+        return result
+
+    return timed
+
+
+LONG = 1000
+CASES: dict[str, tuple[Timer, int]] = {
+    "plain call": (call_timer(work), 20_000),
+    "floor (ContextVar set/restore)": (call_timer(floor), 20_000),
+    "tracekit sync": (call_timer(traced), 20_000),
+    "OpenTelemetry SDK span": (call_timer(otel), 5_000),
+    "opik.track sync": (flushed(call_timer(opik_traced)), 300),
+    "plain async": (async_timer(awork), 20_000),
+    "tracekit async": (async_timer(atraced), 20_000),
+    "plain nested x3": (call_timer(nested_plain), 10_000),
+    "tracekit nested x3": (call_timer(nested_traced), 10_000),
+    "plain gen, 1 item": (gen_timer(items, 1), 20_000),
+    "tracekit gen, 1 item": (gen_timer(traced_items, 1), 10_000),
+    "opik gen, 1 item": (flushed(gen_timer(opik_items, 1)), 200),
+    f"plain gen, {LONG} items": (gen_timer(items, LONG), 50),
+    f"tracekit gen, {LONG} items": (gen_timer(traced_items, LONG), 50),
+    f"opik gen, {LONG} items": (flushed(gen_timer(opik_items, LONG)), 20),
+    "plain agen, 1 item": (agen_timer(aitems, 1), 10_000),
+    "tracekit agen, 1 item": (agen_timer(traced_aitems, 1), 10_000),
+    f"plain agen, {LONG} items": (agen_timer(aitems, LONG), 30),
+    f"tracekit agen, {LONG} items": (agen_timer(traced_aitems, LONG), 30),
+}
+
+
+def measure(rounds: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in CASES}
+    for name, (timer, n) in CASES.items():  # warm up
+        timer(max(1, n // 10))
+    _otel_exporter.clear()
+    for _ in range(rounds):
+        for name, (timer, n) in CASES.items():
+            samples[name].append(timer(n))
+            _otel_exporter.clear()
+    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+
+
+def opik_cpu_per_span(calls: int = 300) -> float:
+    """Process CPU per @opik.track span, its background export included (µs)."""
+    opik.flush_tracker()
+    start = time.process_time()
+    for i in range(calls):
+        opik_traced(i)
+    opik.flush_tracker()
+    return (time.process_time() - start) / calls * 1e6
+
+
+def tracekit_cpu_per_span(calls: int = 20_000) -> float:
+    start = time.process_time()
+    for i in range(calls):
+        traced(i)
+    return (time.process_time() - start) / calls * 1e6
+
+
+def report(us: dict[str, float]) -> list[tuple[str, float, float | None, float | None]]:
+    floor_overhead = us["floor (ContextVar set/restore)"] - us["plain call"]
+
+    def per_item(kind: str, tracer: str) -> float:
+        long_items = us[f"{tracer} {kind}, {LONG} items"] - us[f"plain {kind}, {LONG} items"]
+        fixed = us[f"{tracer} {kind}, 1 item"] - us[f"plain {kind}, 1 item"]
+        return (long_items - fixed) / (LONG - 1)
+
+    rows: list[tuple[str, float, float | None]] = [
+        ("floor: ContextVar set/restore", floor_overhead, us["plain call"]),
+        ("tracekit sync call", us["tracekit sync"] - us["plain call"], us["plain call"]),
+        ("tracekit async call", us["tracekit async"] - us["plain async"], us["plain async"]),
+        (
+            "tracekit nested depth 3 (per outer call)",
+            us["tracekit nested x3"] - us["plain nested x3"],
+            us["plain nested x3"],
+        ),
+        (
+            "tracekit generator, fixed",
+            us["tracekit gen, 1 item"] - us["plain gen, 1 item"],
+            us["plain gen, 1 item"],
+        ),
+        ("tracekit generator, per item", per_item("gen", "tracekit"), None),
+        (
+            "tracekit async generator, fixed",
+            us["tracekit agen, 1 item"] - us["plain agen, 1 item"],
+            us["plain agen, 1 item"],
+        ),
+        ("tracekit async generator, per item", per_item("agen", "tracekit"), None),
+        ("OpenTelemetry SDK span (in-memory)", us["OpenTelemetry SDK span"] - us["plain call"], None),
+        ("opik.track sync call", us["opik.track sync"] - us["plain call"], None),
+        ("opik.track generator, per item", per_item("gen", "opik"), None),
+    ]
+    return [
+        (label, overhead, plain, overhead / floor_overhead if floor_overhead > 0 else None)
+        for label, overhead, plain in rows
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    args = parser.parse_args()
+    us = measure(args.rounds)
+    print(f"Medians of {args.rounds} interleaved rounds, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs. Overhead = traced - untraced.\n")
+    print(f"| {'case':<42} | {'overhead µs':>11} | {'untraced µs':>11} | {'x floor':>7} |")
+    print(f"|{'-' * 44}|{'-' * 13}|{'-' * 13}|{'-' * 9}|")
+    for label, overhead, plain, ratio in report(us):
+        plain_text = f"{plain:11.3f}" if plain is not None else f"{'':>11}"
+        ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'':>7}"
+        print(f"| {label:<42} | {overhead:11.3f} | {plain_text} | {ratio_text} |")
+    print(
+        f"\nProcess CPU per span, export included: tracekit (no exporter yet) "
+        f"{tracekit_cpu_per_span():.2f} µs, opik.track {opik_cpu_per_span():.0f} µs."
+    )
+
+
+if __name__ == "__main__":
+    main()
