@@ -212,7 +212,7 @@ CASES: dict[str, tuple[Timer, int]] = {
 
 def measure(rounds: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in CASES}
-    for name, (timer, n) in CASES.items():  # warm up
+    for timer, n in CASES.values():  # warm up
         timer(max(1, n // 10))
     _otel_exporter.clear()
     for _ in range(rounds):
@@ -268,7 +268,11 @@ def report(us: dict[str, float]) -> list[tuple[str, float, float | None, float |
             us["plain agen, 1 item"],
         ),
         ("tracekit async generator, per item", per_item("agen", "tracekit"), None),
-        ("OpenTelemetry SDK span (in-memory)", us["OpenTelemetry SDK span"] - us["plain call"], None),
+        (
+            "OpenTelemetry SDK span (in-memory)",
+            us["OpenTelemetry SDK span"] - us["plain call"],
+            None,
+        ),
         ("opik.track sync call", us["opik.track sync"] - us["plain call"], None),
         ("opik.track generator, per item", per_item("gen", "opik"), None),
     ]
@@ -283,8 +287,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     args = parser.parse_args()
     us = measure(args.rounds)
-    print(f"Medians of {args.rounds} interleaved rounds, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs. Overhead = traced - untraced.\n")
+    print(
+        f"Medians of {args.rounds} interleaved rounds, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs. Overhead = traced - untraced.\n"
+    )
     print(f"| {'case':<42} | {'overhead µs':>11} | {'untraced µs':>11} | {'x floor':>7} |")
     print(f"|{'-' * 44}|{'-' * 13}|{'-' * 13}|{'-' * 9}|")
     for label, overhead, plain, ratio in report(us):

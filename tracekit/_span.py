@@ -24,6 +24,10 @@ __all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "uuid7_int"]
 SpanType = Literal["general", "llm", "tool", "guardrail"]
 SPAN_TYPES: tuple[str, ...] = get_args(SpanType)
 
+# A call's raw arguments, kept by a span and named only when `input` is first
+# read: (binder, is_bound, args, kwargs).
+CallInput = tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]]
+
 _RAND_B_MASK = (1 << 62) - 1
 # Where a UUIDv7 keeps its 74 random bits: 12 after the version, 62 after the variant.
 _RANDOM_BITS = ((1 << 12) - 1) << 64 | _RAND_B_MASK
@@ -118,6 +122,7 @@ class Span:
         metadata: Mapping[str, Any] | None = None,
         project_name: str | None = None,
         input: Any = None,
+        call_input: CallInput | None = None,
     ) -> None:
         now = time_ns()
         self._start_ns = now
@@ -130,7 +135,7 @@ class Span:
         self.name = name
         self.type = type
         self._input = input
-        self._pending_input: tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]] | None = None
+        self._pending_input = call_input
         self.output = None
         self.usage = None
         self.model = None
@@ -187,12 +192,6 @@ class Span:
     def input(self, value: Any) -> None:
         self._pending_input = None
         self._input = value
-
-    def set_call_input(
-        self, binder: InputBinder, is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        """Keep a call's arguments; they are named only when `input` is first read."""
-        self._pending_input = (binder, is_bound, args, kwargs)
 
     @property
     def parent_id(self) -> str | None:

@@ -214,33 +214,35 @@ def _decorate(target: Any, options: _Options) -> Any:
     return wrapt.FunctionWrapper(target, wrapper)
 
 
-def _start(
-    name: str,
-    options: _Options,
-    binder: InputBinder | None,
-    instance: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> tuple[Span | None, Span | None]:
-    """Open the call's span under the active one: (parent, span), span None on failure."""
-    parent = active_span.get()
-    try:
-        span = Span(
-            name, options.type, parent, options.tags, options.metadata, options.project_name
-        )
-        if binder is not None:
-            span.set_call_input(binder, instance is not None, args, kwargs)
-    except Exception:
-        log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
-        return parent, None
-    return parent, span
+SpanOpener = Callable[[Span | None, Any, tuple[Any, ...], dict[str, Any]], Span | None]
+
+
+def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> SpanOpener:
+    """The per-call span constructor of one decorated callable, options bound once."""
+    span_type, tags, metadata = options.type, options.tags, options.metadata
+    project_name = options.project_name
+
+    def open_span(
+        parent: Span | None, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Span | None:
+        """The call's span under `parent`; None (logged once) if tracing itself fails."""
+        try:
+            call_input = None if binder is None else (binder, instance is not None, args, kwargs)
+            return Span(name, span_type, parent, tags, metadata, project_name, None, call_input)
+        except Exception:
+            log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
+            return None
+
+    return open_span
 
 
 def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
     capture_output = options.capture_output
+    open_span = _span_opener(name, options, binder)
 
     def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        parent, span = _start(name, options, binder, instance, args, kwargs)
+        parent = active_span.get()
+        span = open_span(parent, instance, args, kwargs)
         if span is None:
             return wrapped(*args, **kwargs)
         active_span.set(span)
@@ -261,13 +263,15 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
 
 def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
     capture_output = options.capture_output
+    open_span = _span_opener(name, options, binder)
 
     # The span starts when the coroutine starts running, under the span active
     # in the task that awaits it (which, for create_task, is the creator's).
     async def call(
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Any, kwargs: Any
     ) -> Any:
-        parent, span = _start(name, options, binder, instance, args, kwargs)
+        parent = active_span.get()
+        span = open_span(parent, instance, args, kwargs)
         if span is None:
             return await wrapped(*args, **kwargs)
         active_span.set(span)
@@ -288,11 +292,12 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
 
 def _generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
     capture_output = options.capture_output
+    open_span = _span_opener(name, options, binder)
 
     # The span starts at the call, under the span active there, wherever the
     # generator is consumed later.
     def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        _, span = _start(name, options, binder, instance, args, kwargs)
+        span = open_span(active_span.get(), instance, args, kwargs)
         try:
             body = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -308,9 +313,10 @@ def _generator_wrapper(name: str, options: _Options, binder: InputBinder | None)
 
 def _async_generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
     capture_output = options.capture_output
+    open_span = _span_opener(name, options, binder)
 
     def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        _, span = _start(name, options, binder, instance, args, kwargs)
+        span = open_span(active_span.get(), instance, args, kwargs)
         try:
             body = wrapped(*args, **kwargs)
         except BaseException as exc:
