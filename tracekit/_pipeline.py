@@ -36,7 +36,7 @@ def remove_processor(processor: SpanProcessor) -> None:
     """Stop sending spans to `processor` (a no-op when it was not added)."""
     global _processors
     with _lock:
-        _processors = tuple(p for p in _processors if p is not processor)
+        _processors = tuple(p for p in _processors if p != processor)
 
 
 def emit(span: Span) -> None:
