@@ -204,9 +204,9 @@ def _decorate(target: Any, options: _Options) -> Any:
     name = options.name or getattr(func, "__name__", None) or _type_name(func)
     binder = make_input_binder(func, options.ignore_arguments) if options.capture_input else None
     if inspect.isgeneratorfunction(func):
-        wrapper = _generator_wrapper(name, options, binder)
+        wrapper = _generator_wrapper(name, options, binder, drive_generator)
     elif inspect.isasyncgenfunction(func):
-        wrapper = _async_generator_wrapper(name, options, binder)
+        wrapper = _generator_wrapper(name, options, binder, drive_async_generator)
     elif inspect.iscoroutinefunction(func):
         wrapper = _coroutine_wrapper(name, options, binder)
     else:
@@ -290,7 +290,13 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
     return call
 
 
-def _generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
+def _generator_wrapper(
+    name: str,
+    options: _Options,
+    binder: InputBinder | None,
+    drive: Callable[[Any, Span, bool], Any],
+) -> Wrapper:
+    """Wrapper for generator and async generator functions; `drive` runs the body."""
     capture_output = options.capture_output
     open_span = _span_opener(name, options, binder)
 
@@ -306,25 +312,6 @@ def _generator_wrapper(name: str, options: _Options, binder: InputBinder | None)
             raise
         if span is None:
             return body
-        return drive_generator(body, span, capture_output)
-
-    return call
-
-
-def _async_generator_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
-    capture_output = options.capture_output
-    open_span = _span_opener(name, options, binder)
-
-    def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        span = open_span(active_span.get(), instance, args, kwargs)
-        try:
-            body = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if span is not None:
-                span.fail(exc)
-            raise
-        if span is None:
-            return body
-        return drive_async_generator(body, span, capture_output)
+        return drive(body, span, capture_output)
 
     return call
