@@ -8,7 +8,8 @@ from typing import Any
 
 from tracekit._context import ContextDefaults, active_span, context_defaults
 from tracekit._log import log_once
-from tracekit._span import SPAN_TYPES, Span, SpanType
+from tracekit._span import Span, SpanType
+from tracekit._validate import mapping_copy, optional_str, span_type, str_tuple, type_name
 
 __all__ = ["context", "span", "update_current_span", "update_current_trace"]
 
@@ -34,16 +35,11 @@ class span:
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"span(name={name!r}): expected a str, got {type_name(name)}")
-        if type not in SPAN_TYPES:
-            raise ValueError(
-                f"span(type={type!r}): unknown span type; expected one of "
-                + ", ".join(repr(t) for t in SPAN_TYPES)
-            )
         self._name = name
-        self._type = type
+        self._type = span_type("span", type)
         self._input = input
-        self._metadata = metadata
-        self._tags = tags
+        self._metadata = mapping_copy("span", "metadata", metadata)
+        self._tags = str_tuple("span", "tags", tags)
         self._parent: Span | None = None
         self._span: Span | None = None
 
@@ -88,10 +84,6 @@ class span:
         self.__exit__(exc_type, exc, tb)
 
 
-def type_name(value: object) -> str:
-    return type(value).__name__
-
-
 class context:
     """Defaults for every span, trace and LLM call made inside the block.
 
@@ -110,21 +102,12 @@ class context:
         thread_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        for field, value in (("project_name", project_name), ("thread_id", thread_id)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(
-                    f"context({field}={value!r}): expected a str or None, got {type_name(value)}"
-                )
-        if tags is not None and (
-            isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
-        ):
-            raise TypeError(f"context(tags={tags!r}): expected a list of str or None")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(
-                f"context(metadata={metadata!r}): expected a mapping (dict) or None, "
-                f"got {type_name(metadata)}"
-            )
-        self._defaults = (project_name, tuple(tags or ()), thread_id, dict(metadata or {}))
+        self._defaults = (
+            optional_str("context", "project_name", project_name),
+            str_tuple("context", "tags", tags),
+            optional_str("context", "thread_id", thread_id),
+            mapping_copy("context", "metadata", metadata) or {},
+        )
         self._previous: ContextDefaults | None = None
 
     def __enter__(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -20,7 +20,15 @@ from tracekit._context import active_span
 from tracekit._generators import drive_async_generator, drive_generator
 from tracekit._inputs import InputBinder, make_input_binder, parameter_names
 from tracekit._log import log_once
-from tracekit._span import SPAN_TYPES, Span, SpanType
+from tracekit._span import Span, SpanType
+from tracekit._validate import (
+    bool_flag,
+    mapping_copy,
+    optional_str,
+    span_type,
+    str_tuple,
+    type_name,
+)
 
 __all__ = ["track"]
 
@@ -47,69 +55,23 @@ class _Options:
 
     def __init__(
         self,
-        name: str | None,
-        type: str,
-        tags: Iterable[str] | None,
-        metadata: Mapping[str, Any] | None,
-        project_name: str | None,
-        capture_input: bool,
-        capture_output: bool,
-        ignore_arguments: Iterable[str] | None,
+        name: object,
+        type: object,
+        tags: object,
+        metadata: object,
+        project_name: object,
+        capture_input: object,
+        capture_output: object,
+        ignore_arguments: object,
     ) -> None:
-        _check_optional_str("name", name)
-        if type not in SPAN_TYPES:
-            raise ValueError(
-                f"track(type={type!r}): unknown span type; expected one of "
-                + ", ".join(repr(t) for t in SPAN_TYPES)
-            )
-        _check_optional_str("project_name", project_name)
-        _check_bool("capture_input", capture_input)
-        _check_bool("capture_output", capture_output)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(
-                f"track(metadata={metadata!r}): expected a mapping (dict) or None, "
-                f"got {_type_name(metadata)}"
-            )
-        self.name = name
-        self.type = cast(SpanType, type)
-        self.tags = _str_tuple("tags", tags)
-        self.metadata = dict(metadata) if metadata else None
-        self.project_name = project_name
-        self.capture_input = capture_input
-        self.capture_output = capture_output
-        self.ignore_arguments = _str_tuple("ignore_arguments", ignore_arguments)
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _check_optional_str(field: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(
-            f"track({field}={value!r}): expected a str or None, got {_type_name(value)}"
-        )
-
-
-def _check_bool(field: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"track({field}={value!r}): expected True or False")
-
-
-def _str_tuple(field: str, values: Iterable[str] | None) -> tuple[str, ...]:
-    if values is None:
-        return ()
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise TypeError(
-            f"track({field}={values!r}): expected a list of str or None, got {_type_name(values)}"
-        )
-    items = tuple(values)
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(
-                f"track({field}=...): every item must be a str, got {item!r} ({_type_name(item)})"
-            )
-    return items
+        self.name = optional_str("track", "name", name)
+        self.type = span_type("track", type)
+        self.tags = str_tuple("track", "tags", tags)
+        self.metadata = mapping_copy("track", "metadata", metadata)
+        self.project_name = optional_str("track", "project_name", project_name)
+        self.capture_input = bool_flag("track", "capture_input", capture_input)
+        self.capture_output = bool_flag("track", "capture_output", capture_output)
+        self.ignore_arguments = str_tuple("track", "ignore_arguments", ignore_arguments)
 
 
 def _check_ignored_names(func: Callable[..., Any], ignore: tuple[str, ...]) -> None:
@@ -197,11 +159,11 @@ def _decorate(target: Any, options: _Options) -> Any:
     if not callable(func):
         raise TypeError(
             f"track() decorates a function, method, classmethod or staticmethod; "
-            f"got {target!r} ({_type_name(target)}). For a span name, write "
+            f"got {target!r} ({type_name(target)}). For a span name, write "
             f"@track(name=...)."
         )
     _check_ignored_names(func, options.ignore_arguments)
-    name = options.name or getattr(func, "__name__", None) or _type_name(func)
+    name = options.name or getattr(func, "__name__", None) or type_name(func)
     binder = make_input_binder(func, options.ignore_arguments) if options.capture_input else None
     if inspect.isgeneratorfunction(func):
         wrapper = _generator_wrapper(name, options, binder, drive_generator)
