@@ -13,8 +13,8 @@ import threading
 from types import TracebackType
 
 from tracekit._pipeline import add_processor, remove_processor
+from tracekit._records import TraceRecord, span_record, trace_record
 from tracekit._span import Span
-from tracekit._trace import TraceRecord
 from tracekit._tree import render_tree
 
 __all__ = ["Capture", "TraceRecord", "capture"]
@@ -40,7 +40,7 @@ class Capture:
     @property
     def traces(self) -> list[TraceRecord]:
         """The traces whose root span ended, in the order they ended."""
-        return [TraceRecord.from_root(s) for s in self.spans if s.is_root]
+        return [trace_record(s) for s in self.spans if s.is_root]
 
     def named(self, name: str) -> Span:
         """The one finished span called `name`; fails when there is none or several."""
@@ -53,7 +53,7 @@ class Capture:
 
     def tree(self) -> str:
         """The captured traces as indented text."""
-        return render_tree(self.spans)
+        return render_tree(span_record(s) for s in self.spans)
 
     def clear(self) -> None:
         """Forget what was captured so far."""

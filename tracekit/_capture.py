@@ -1,0 +1,183 @@
+"""Making captured values JSON-safe, bounded and free of secrets — without ever raising.
+
+Runs on the exporter's thread, never on the traced call. Whatever a user
+passes or returns becomes JSON types only: unknown objects become their
+`repr` (or a placeholder when even that fails), cycles are cut, long strings
+and collections are truncated with a visible marker, and values under a
+secret-looking key are replaced by `REDACTED`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import enum
+import fnmatch
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+__all__ = ["DEFAULT_REDACT", "REDACTED", "Limits", "Redactor", "to_json_safe"]
+
+REDACTED = "REDACTED"
+
+# Key names whose values never leave the process (case-insensitive globs).
+# `token` is matched whole or as a suffix (`access_token`), so `max_tokens` stays.
+DEFAULT_REDACT: tuple[str, ...] = (
+    "api_key",
+    "*api_key",
+    "*apikey",
+    "authorization",
+    "*password",
+    "*secret",
+    "token",
+    "*_token",
+    "*_key",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "*credentials",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How much of a captured value is kept."""
+
+    max_string: int = 10_000
+    max_items: int = 1_000
+    max_depth: int = 20
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits({field.name}={value!r}): expected a positive int")
+
+
+class Redactor:
+    """Decides, by key name, which values are secrets. Caches its answers."""
+
+    def __init__(self, patterns: Iterable[str] = DEFAULT_REDACT) -> None:
+        self.patterns = tuple(patterns)
+        joined = "|".join(fnmatch.translate(p.lower()) for p in self.patterns)
+        self._regex = re.compile(joined) if joined else None
+        self._cache: dict[str, bool] = {}
+
+    def is_secret(self, key: str) -> bool:
+        known = self._cache.get(key)
+        if known is None:
+            known = bool(self._regex and self._regex.match(key.lower()))
+            if len(self._cache) < 10_000:
+                self._cache[key] = known
+        return known
+
+
+def _truncated_string(text: str, limits: Limits) -> str:
+    if len(text) <= limits.max_string:
+        return text
+    return f"{text[: limits.max_string]}...[truncated {len(text) - limits.max_string} chars]"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        try:
+            return f"<unrepresentable {type(value).__qualname__}>"
+        except Exception:
+            return "<unrepresentable>"
+
+
+def _key_text(key: object) -> str:
+    return key if isinstance(key, str) else _safe_repr(key)
+
+
+class _Converter:
+    """One conversion: tracks the objects on the current path to cut cycles."""
+
+    def __init__(self, limits: Limits, redactor: Redactor) -> None:
+        self.limits = limits
+        self.redactor = redactor
+        self.on_path: set[int] = set()
+
+    def convert(self, value: Any, depth: int) -> Any:
+        try:
+            return self._convert(value, depth)
+        except Exception:
+            return _truncated_string(f"<unserializable {_safe_repr(value)}>", self.limits)
+
+    def _convert(self, value: Any, depth: int) -> Any:
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        if isinstance(value, str):
+            return _truncated_string(value, self.limits)
+        if isinstance(value, bytes | bytearray | memoryview):
+            raw = bytes(value[: self.limits.max_string])
+            suffix = (
+                f"...[truncated {len(value) - len(raw)} bytes]" if len(value) > len(raw) else ""
+            )
+            return f"<bytes base64:{base64.b64encode(raw).decode()}{suffix}>"
+        if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+            return value.isoformat()
+        if isinstance(value, uuid.UUID | Decimal | PurePath):
+            return str(value)
+        if isinstance(value, enum.Enum):
+            return self._convert(value.value, depth)
+        if depth >= self.limits.max_depth:
+            return f"<max depth: {type(value).__qualname__}>"
+        marker = id(value)
+        if marker in self.on_path:
+            return f"<cycle: {type(value).__qualname__}>"
+        self.on_path.add(marker)
+        try:
+            return self._convert_container(value, depth + 1)
+        finally:
+            self.on_path.discard(marker)
+
+    def _convert_container(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            return self._mapping(value.items(), len(value), depth)
+        if isinstance(value, list | tuple | set | frozenset):
+            return self._sequence(value, len(value), depth)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+            return self._mapping(fields, len(fields), depth)
+        model_dump = getattr(value, "model_dump", None)  # pydantic v2 models
+        if callable(model_dump) and not isinstance(value, type):
+            return self._convert(model_dump(mode="python"), depth)
+        tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+        if callable(tolist) and not isinstance(value, type):
+            return self._convert(tolist(), depth)
+        return _truncated_string(_safe_repr(value), self.limits)
+
+    def _mapping(self, items: Iterable[tuple[Any, Any]], size: int, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for index, (key, item) in enumerate(items):
+            if index >= self.limits.max_items:
+                result["..."] = f"[truncated {size - index} more keys]"
+                break
+            text = _key_text(key)
+            result[text] = REDACTED if self.redactor.is_secret(text) else self.convert(item, depth)
+        return result
+
+    def _sequence(self, items: Iterable[Any], size: int, depth: int) -> list[Any]:
+        result: list[Any] = []
+        for index, item in enumerate(items):
+            if index >= self.limits.max_items:
+                result.append(f"...[truncated {size - index} more items]")
+                break
+            result.append(self.convert(item, depth))
+        return result
+
+
+def to_json_safe(value: Any, limits: Limits, redactor: Redactor) -> Any:
+    """`value` as JSON types only, bounded by `limits`, secrets redacted. Never raises."""
+    return _Converter(limits, redactor).convert(value, 0)

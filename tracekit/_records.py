@@ -1,0 +1,132 @@
+"""Records: what a finished span or trace looks like to an exporter.
+
+Built on the exporter's thread from `Span` objects, with every user value
+passed through a `safe` function (JSON-safe, bounded, redacted). A root span
+yields both its span record and its trace record, as Opik models a trace: it
+takes its name, input, output and times from the root, its project, thread
+and tags from the root's context, and whatever `update_current_trace()` set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tracekit._span import Span
+
+__all__ = ["Batch", "SpanRecord", "TraceRecord", "span_record", "trace_record"]
+
+Safe = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One finished span, ready to export."""
+
+    id: str
+    trace_id: str
+    parent_id: str | None
+    name: str
+    type: str
+    start_time: datetime
+    end_time: datetime | None
+    input: Any = None
+    output: Any = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    thread_id: str | None = None
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    provider: str | None = None
+    total_cost: float | None = None
+    error_info: dict[str, str] | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds() * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One trace, derived from its root span when the root ends."""
+
+    id: str
+    name: str
+    start_time: datetime
+    end_time: datetime | None
+    input: Any = None
+    output: Any = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    thread_id: str | None = None
+    error_info: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """What an exporter receives at once."""
+
+    spans: list[SpanRecord] = field(default_factory=list)
+    traces: list[TraceRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.spans) + len(self.traces)
+
+
+def span_record(
+    span: Span, safe: Safe = _identity, default_project: str | None = None
+) -> SpanRecord:
+    """The record of a finished `span`."""
+    metadata = safe(span.metadata) if span.metadata else None
+    return SpanRecord(
+        id=span.id,
+        trace_id=span.trace_id,
+        parent_id=span.parent_id,
+        name=span.name,
+        type=span.type,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        input=safe(span.input),
+        output=safe(span.output),
+        metadata=metadata,
+        tags=list(span.tags or ()),
+        project_name=span.project_name or default_project,
+        thread_id=span.thread_id,
+        usage=safe(span.usage) if span.usage else None,
+        model=span.model,
+        provider=span.provider,
+        total_cost=span.total_cost,
+        error_info=span.error_info,
+    )
+
+
+def trace_record(
+    root: Span, safe: Safe = _identity, default_project: str | None = None
+) -> TraceRecord:
+    """The record of the trace that the finished root span `root` stands for."""
+    updates = root.trace_updates
+    tags = [*(root.tags or ()), *updates.get("tags", ())]
+    metadata = {**(root.metadata or {}), **updates.get("metadata", {})}
+    return TraceRecord(
+        id=root.trace_id,
+        name=updates.get("name", root.name),
+        start_time=root.start_time,
+        end_time=root.end_time,
+        input=safe(updates.get("input", root.input)),
+        output=safe(updates.get("output", root.output)),
+        metadata=safe(metadata) if metadata else None,
+        tags=list(dict.fromkeys(tags)),
+        project_name=root.project_name or default_project,
+        thread_id=updates.get("thread_id", root.thread_id),
+        error_info=root.error_info,
+    )
