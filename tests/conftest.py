@@ -17,6 +17,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _export_nowhere_by_default() -> None:
+    """Tests that export configure their own exporter; the rest write no files."""
+    tracekit.configure(exporter="none")
+
+
 @pytest.fixture(autouse=True)
 def _stack_is_empty_after_each_test() -> Iterator[None]:
     reset_log_once()

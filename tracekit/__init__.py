@@ -1,10 +1,12 @@
 """tracekit: tracing for LLM applications.
 
 `@tracekit.track` any callable; the active span follows your code through
-asyncio, trio, threads and generators.
+asyncio, trio, threads and generators. Spans go to Opik or a local SQLite
+file (see `tracekit.configure`).
 """
 
 from tracekit import testing
+from tracekit._config import configure, flush, stats
 from tracekit._context import current_span
 from tracekit._scopes import context, span, update_current_span, update_current_trace
 from tracekit._span import Span, SpanType
@@ -15,10 +17,13 @@ __all__ = [
     "Span",
     "SpanType",
     "ThreadPoolExecutor",
+    "configure",
     "context",
     "current_span",
+    "flush",
     "propagate",
     "span",
+    "stats",
     "testing",
     "track",
     "update_current_span",

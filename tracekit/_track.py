@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
+from tracekit import _config
 from tracekit._context import active_span
 from tracekit._generators import drive_async_generator, drive_generator
 from tracekit._inputs import InputBinder, make_input_binder, parameter_names
@@ -163,6 +164,8 @@ def _decorate(target: Any, options: _Options) -> Any:
             f"@track(name=...)."
         )
     _check_ignored_names(func, options.ignore_arguments)
+    if _config.disabled:  # TRACEKIT_DISABLED=1: the call costs what it did before
+        return target
     name = options.name or getattr(func, "__name__", None) or type_name(func)
     binder = make_input_binder(func, options.ignore_arguments) if options.capture_input else None
     if inspect.isgeneratorfunction(func):

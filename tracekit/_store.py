@@ -1,0 +1,332 @@
+"""The local SQLite trace store: schema, migrations, writes and reads.
+
+One file holds many processes' traces: WAL mode lets readers (the CLI) work
+while writers append, and a busy timeout serializes writers from several
+processes. The schema version lives in `PRAGMA user_version`; `MIGRATIONS`
+lists the steps from each version to the next, applied in one transaction.
+The file may hold prompts, so its folder is created 0700 and the file 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tracekit._records import Batch, SpanRecord, TraceRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "StoreError",
+    "TraceSummary",
+    "connect",
+    "iter_spans",
+    "list_traces",
+    "load_spans",
+    "load_trace",
+    "resolve_trace_id",
+    "write_batch",
+]
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # version 0 -> 1
+    (
+        """CREATE TABLE traces (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, project_name TEXT, thread_id TEXT,
+            start_time TEXT NOT NULL, end_time TEXT, input TEXT, output TEXT,
+            metadata TEXT, tags TEXT NOT NULL, error_info TEXT)""",
+        """CREATE TABLE spans (
+            id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_id TEXT,
+            name TEXT NOT NULL, type TEXT NOT NULL, start_time TEXT NOT NULL, end_time TEXT,
+            input TEXT, output TEXT, metadata TEXT, tags TEXT NOT NULL, project_name TEXT,
+            thread_id TEXT, usage TEXT, model TEXT, provider TEXT, total_cost REAL,
+            error_info TEXT)""",
+        "CREATE INDEX spans_by_trace ON spans (trace_id)",
+        "CREATE INDEX traces_by_start ON traces (start_time)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_SPAN_COLUMNS = (
+    "id, trace_id, parent_id, name, type, start_time, end_time, input, output, metadata, "
+    "tags, project_name, thread_id, usage, model, provider, total_cost, error_info"
+)
+_TRACE_COLUMNS = (
+    "id, name, project_name, thread_id, start_time, end_time, input, output, metadata, "
+    "tags, error_info"
+)
+
+
+class StoreError(Exception):
+    """The trace file is missing, unreadable, or not a tracekit store."""
+
+
+def _create_private_file(path: Path) -> None:
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"trace store schema version {version} is newer than this tracekit ({SCHEMA_VERSION})"
+        )
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for steps in MIGRATIONS[version:]:
+            for statement in steps:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """Open the store at `path`, creating it (0600, folder 0700) when `create` is set."""
+    if create:
+        _create_private_file(path)
+    elif not path.is_file():
+        raise StoreError(f"no trace store at {path}")
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(conn)
+        else:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if version == 0 or not {"spans", "traces"} <= tables:
+                raise StoreError(f"{path} is not a tracekit trace store")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    return conn
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _span_row(span: SpanRecord) -> tuple[Any, ...]:
+    return (
+        span.id,
+        span.trace_id,
+        span.parent_id,
+        span.name,
+        span.type,
+        _time(span.start_time),
+        _time(span.end_time),
+        _json(span.input),
+        _json(span.output),
+        _json(span.metadata),
+        _json(span.tags),
+        span.project_name,
+        span.thread_id,
+        _json(span.usage),
+        span.model,
+        span.provider,
+        span.total_cost,
+        _json(span.error_info),
+    )
+
+
+def _trace_row(trace: TraceRecord) -> tuple[Any, ...]:
+    return (
+        trace.id,
+        trace.name,
+        trace.project_name,
+        trace.thread_id,
+        _time(trace.start_time),
+        _time(trace.end_time),
+        _json(trace.input),
+        _json(trace.output),
+        _json(trace.metadata),
+        _json(trace.tags),
+        _json(trace.error_info),
+    )
+
+
+def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
+    """Insert (or replace) a batch's spans and traces in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if batch.spans:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                [_span_row(s) for s in batch.spans],
+            )
+        if batch.traces:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO traces ({_TRACE_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                [_trace_row(t) for t in batch.traces],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _span_from_row(row: Sequence[Any]) -> SpanRecord:
+    start = _parse_time(row[5])
+    assert start is not None
+    return SpanRecord(
+        id=row[0],
+        trace_id=row[1],
+        parent_id=row[2],
+        name=row[3],
+        type=row[4],
+        start_time=start,
+        end_time=_parse_time(row[6]),
+        input=_loads(row[7]),
+        output=_loads(row[8]),
+        metadata=_loads(row[9]),
+        tags=_loads(row[10]) or [],
+        project_name=row[11],
+        thread_id=row[12],
+        usage=_loads(row[13]),
+        model=row[14],
+        provider=row[15],
+        total_cost=row[16],
+        error_info=_loads(row[17]),
+    )
+
+
+def _trace_from_row(row: Sequence[Any]) -> TraceRecord:
+    start = _parse_time(row[4])
+    assert start is not None
+    return TraceRecord(
+        id=row[0],
+        name=row[1],
+        project_name=row[2],
+        thread_id=row[3],
+        start_time=start,
+        end_time=_parse_time(row[5]),
+        input=_loads(row[6]),
+        output=_loads(row[7]),
+        metadata=_loads(row[8]),
+        tags=_loads(row[9]) or [],
+        error_info=_loads(row[10]),
+    )
+
+
+class TraceSummary:
+    """One line of `tracekit ls`."""
+
+    __slots__ = ("errors", "span_count", "total_cost", "total_tokens", "trace")
+
+    def __init__(
+        self,
+        trace: TraceRecord,
+        span_count: int,
+        errors: int,
+        total_tokens: int | None,
+        total_cost: float | None,
+    ) -> None:
+        self.trace = trace
+        self.span_count = span_count
+        self.errors = errors
+        self.total_tokens = total_tokens
+        self.total_cost = total_cost
+
+
+def list_traces(
+    conn: sqlite3.Connection,
+    *,
+    limit: int = 20,
+    project: str | None = None,
+    errors_only: bool = False,
+) -> list[TraceSummary]:
+    """The most recent traces first, with span, error, token and cost totals."""
+    query = f"""
+        SELECT {", ".join("t." + c.strip() for c in _TRACE_COLUMNS.split(","))},
+               COUNT(s.id),
+               COUNT(s.error_info),
+               SUM(json_extract(s.usage, '$.total_tokens')),
+               SUM(s.total_cost)
+        FROM traces t LEFT JOIN spans s ON s.trace_id = t.id
+        WHERE (:project IS NULL OR t.project_name = :project)
+        GROUP BY t.id
+        HAVING NOT :errors_only OR COUNT(s.error_info) > 0
+        ORDER BY t.start_time DESC
+        LIMIT :limit
+    """
+    rows = conn.execute(
+        query, {"project": project, "errors_only": errors_only, "limit": limit}
+    ).fetchall()
+    return [
+        TraceSummary(_trace_from_row(row[:11]), row[11], row[12] or 0, row[13], row[14])
+        for row in rows
+    ]
+
+
+def resolve_trace_id(conn: sqlite3.Connection, trace_id: str) -> str:
+    """`trace_id` itself, the latest trace for "last", or a unique id prefix."""
+    if trace_id == "last":
+        row = conn.execute("SELECT id FROM traces ORDER BY start_time DESC LIMIT 1").fetchone()
+        if row is None:
+            raise StoreError("the trace store holds no trace yet")
+        return str(row[0])
+    rows = conn.execute(
+        """SELECT id FROM traces WHERE id LIKE :prefix || '%'
+           UNION SELECT DISTINCT trace_id FROM spans WHERE trace_id LIKE :prefix || '%'
+           LIMIT 2""",
+        {"prefix": trace_id},
+    ).fetchall()
+    if not rows:
+        raise StoreError(f"no trace with id {trace_id!r}")
+    if len(rows) > 1:
+        raise StoreError(f"{trace_id!r} matches several traces; give more of the id")
+    return str(rows[0][0])
+
+
+def load_trace(conn: sqlite3.Connection, trace_id: str) -> TraceRecord | None:
+    """The trace record, or None when its root never ended (its spans may still exist)."""
+    row = conn.execute(f"SELECT {_TRACE_COLUMNS} FROM traces WHERE id = ?", (trace_id,)).fetchone()
+    return None if row is None else _trace_from_row(row)
+
+
+def load_spans(conn: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
+    """The trace's spans in start order."""
+    rows = conn.execute(
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time",
+        (trace_id,),
+    ).fetchall()
+    return [_span_from_row(row) for row in rows]
+
+
+def iter_spans(conn: sqlite3.Connection, since: datetime | None = None) -> Iterator[SpanRecord]:
+    """Every span, oldest first, optionally only those started at or after `since`."""
+    query = f"SELECT {_SPAN_COLUMNS} FROM spans"
+    params: tuple[Any, ...] = ()
+    if since is not None:
+        query += " WHERE start_time >= ?"
+        params = (since.isoformat(),)
+    with closing(conn.execute(query + " ORDER BY start_time", params)) as cursor:
+        for row in cursor:
+            yield _span_from_row(row)
