@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+# Before anything imports opik or litellm: keep every byte on 127.0.0.1.
+os.environ.update(
+    OPIK_SENTRY_ENABLE="false",
+    OPIK_ANALYTICS_ENABLE="false",
+    LITELLM_LOCAL_MODEL_COST_MAP="True",
+    OPIK_PROJECT_NAME="tracekit-tests",
+    OPIK_WORKSPACE="default",
+)
+os.environ.pop("OPIK_API_KEY", None)
+
 import tracekit
+from tests.opik_server import OpikServer
 from tracekit._context import context_defaults
 from tracekit._log import reset_log_once
 
@@ -29,3 +41,12 @@ def _stack_is_empty_after_each_test() -> Iterator[None]:
     yield
     assert tracekit.current_span() is None, "a test left a span active"
     assert context_defaults.get() is None, "a test left tracekit.context() defaults set"
+
+
+@pytest.fixture(scope="session")
+def opik_server() -> Iterator[OpikServer]:
+    """An Opik-compatible server on 127.0.0.1; the opik SDK is pointed at it for the session."""
+    server = OpikServer().start()
+    os.environ["OPIK_URL_OVERRIDE"] = server.url
+    yield server
+    server.stop()

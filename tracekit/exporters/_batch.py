@@ -29,6 +29,7 @@ from tracekit.exporters._base import Exporter
 __all__ = ["BatchProcessor", "ExportOptions", "Stats"]
 
 # Waits between the attempts at one batch; a batch is tried len + 1 times.
+# An exporter whose client retries by itself sets `retry_delays = ()`.
 RETRY_DELAYS: tuple[float, ...] = (0.1, 0.5)
 
 
@@ -245,13 +246,20 @@ class BatchProcessor:
             self._exporter = self._make_exporter()
         return self._exporter
 
+    def _get_exporter_or_none(self) -> Exporter | None:
+        try:
+            return self._get_exporter()
+        except Exception:
+            return None  # raised again, and counted, by the export attempt
+
     def _export(self, spans: list[Span]) -> None:
         if not spans:
             return
         batch = self._convert(spans)
         count = len(batch.spans)
         error: Exception | None = None
-        for delay in (*RETRY_DELAYS, None):
+        delays = getattr(self._get_exporter_or_none(), "retry_delays", RETRY_DELAYS)
+        for delay in (*delays, None):
             try:
                 self._get_exporter().export(batch)
             except Exception as exc:

@@ -3,8 +3,9 @@
 This is the same client LiteLLM's Opik callback logs through, so its URL,
 workspace, API key and project settings apply. Batches go out synchronously
 on tracekit's export thread with the client's REST API
-(`v1/private/{traces,spans}/batch`), so a failure reaches tracekit, which
-retries and counts it, instead of vanishing in a background queue.
+(`v1/private/{traces,spans}/batch`, retried by the client itself), so a
+failure reaches tracekit, which counts it, instead of vanishing in a
+background queue.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def _usage(usage: dict[str, Any] | None) -> dict[str, int] | None:
 
 class OpikExporter:
     """Sends each batch to Opik; raises when Opik does not accept it."""
+
+    # The opik REST client already retries 429/5xx/timeouts (3 attempts,
+    # ~5 s and ~6 s apart, honouring Retry-After; opik 2.2.122).
+    retry_delays: tuple[float, ...] = ()
 
     def __init__(self, request_timeout: float) -> None:
         client = opik_client.get_client_cached()
