@@ -79,10 +79,12 @@ def test_span_fields_map_to_opik_fields(opik: OpikServer) -> None:
 
 def test_project_thread_and_tags_from_context_reach_the_trace(opik: OpikServer) -> None:
     """context(project_name, thread_id, tags) and update_current_trace land on the trace."""
-    with tracekit.context(project_name="support", thread_id="conv-1", tags=["prod"]):
-        with tracekit.span("handle"):
-            tracekit.update_current_trace(tags=["vip"], metadata={"tenant": "acme"})
-            tool("q")
+    with (
+        tracekit.context(project_name="support", thread_id="conv-1", tags=["prod"]),
+        tracekit.span("handle"),
+    ):
+        tracekit.update_current_trace(tags=["vip"], metadata={"tenant": "acme"})
+        tool("q")
     assert tracekit.flush(10)
     (trace,) = opik.traces.values()
     assert trace["project_name"] == "support"
