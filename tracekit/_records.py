@@ -111,10 +111,18 @@ def span_record(
 
 
 def trace_record(
-    root: Span, safe: Safe = _identity, default_project: str | None = None
+    root: Span,
+    safe: Safe = _identity,
+    default_project: str | None = None,
+    root_record: SpanRecord | None = None,
 ) -> TraceRecord:
-    """The record of the trace that the finished root span `root` stands for."""
+    """The record of the trace that the finished root span `root` stands for.
+
+    Pass the root's `root_record` to reuse its converted input and output.
+    """
     updates = root.trace_updates
+    if root_record is None:
+        root_record = span_record(root, safe, default_project)
     tags = [*(root.tags or ()), *updates.get("tags", ())]
     metadata = {**(root.metadata or {}), **updates.get("metadata", {})}
     return TraceRecord(
@@ -122,8 +130,8 @@ def trace_record(
         name=updates.get("name", root.name),
         start_time=root.start_time,
         end_time=root.end_time,
-        input=safe(updates.get("input", root.input)),
-        output=safe(updates.get("output", root.output)),
+        input=safe(updates["input"]) if "input" in updates else root_record.input,
+        output=safe(updates["output"]) if "output" in updates else root_record.output,
         metadata=safe(metadata) if metadata else None,
         tags=list(dict.fromkeys(tags)),
         project_name=root.project_name or default_project,

@@ -96,6 +96,7 @@ class BatchProcessor:
         self._batch_size = options.batch_size
         self._exporter: Exporter | None = None
         self._exported = 0
+        self._in_flight = 0  # spans inside exporter.export() right now
         self._failed = 0
         self._dropped = 0
         self._drop_log = _BurstLog("dropped")
@@ -158,8 +159,10 @@ class BatchProcessor:
             thread.join(timeout=max(0.1, timeout))
         left = sum(1 for item in self._queue if isinstance(item, Span))
         self._queue.clear()
+        if thread is not None and thread.is_alive():
+            left += self._in_flight  # the backend never answered for these
         if left:
-            self._drop(left, "still queued at shutdown")
+            self._drop(left, "not exported by shutdown")
         stats = self.stats()
         if stats.dropped or stats.failed:
             logger.warning(
@@ -233,9 +236,10 @@ class BatchProcessor:
         batch = Batch()
         for span in spans:
             try:
-                batch.spans.append(span_record(span, safe, project))
+                record = span_record(span, safe, project)
+                batch.spans.append(record)
                 if span.is_root:
-                    batch.traces.append(trace_record(span, safe, project))
+                    batch.traces.append(trace_record(span, safe, project, record))
             except Exception:  # a span that cannot be described is counted, not fatal
                 self._failed += 1
                 self._fail_log.loss(1, self._failed, "a span could not be converted")
@@ -259,6 +263,7 @@ class BatchProcessor:
         count = len(batch.spans)
         error: Exception | None = None
         delays = getattr(self._get_exporter_or_none(), "retry_delays", RETRY_DELAYS)
+        self._in_flight = count
         for delay in (*delays, None):
             try:
                 self._get_exporter().export(batch)
@@ -267,10 +272,12 @@ class BatchProcessor:
                 if delay is not None and not self._closed:
                     time.sleep(delay)
                 continue
+            self._in_flight = 0
             self._exported += count
             self._fail_log.recovered()
             self._drop_log.recovered()
             return
+        self._in_flight = 0
         self._failed += count
         self._fail_log.loss(count, self._failed, f"{type(error).__name__}: {error}")
 

@@ -1,0 +1,226 @@
+"""The background batcher: never blocks, never loses silently, flushes on demand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tracekit
+from tests.exporters_for_tests import RecordingExporter
+
+
+@pytest.fixture
+def exporter() -> Iterator[RecordingExporter]:
+    recording = RecordingExporter()
+    tracekit.configure(exporter=recording, flush_interval=0.01, batch_size=1)
+    yield recording
+    recording.release()
+    tracekit.configure(exporter="none")
+
+
+@tracekit.track
+def work(n: int) -> int:
+    return n * 2
+
+
+def test_spans_reach_the_exporter_on_flush(exporter: RecordingExporter) -> None:
+    """flush() returns True once every queued span was exported."""
+    for i in range(5):
+        work(i)
+    assert tracekit.flush(10) is True
+    assert exporter.span_names == ["work"] * 5
+    assert tracekit.stats() == {"queued": 0, "exported": 5, "dropped": 0, "failed": 0}
+
+
+def test_flush_with_nothing_queued_is_true() -> None:
+    """flush() with no spans at all returns True at once."""
+    tracekit.configure(exporter=RecordingExporter())
+    try:
+        assert tracekit.flush(1) is True
+    finally:
+        tracekit.configure(exporter="none")
+
+
+def test_conversion_runs_on_the_export_thread(exporter: RecordingExporter) -> None:
+    """Captured values are made JSON-safe on tracekit's thread, not in the traced call."""
+    seen_on: list[str] = []
+
+    class Probe:
+        def __repr__(self) -> str:
+            seen_on.append(threading.current_thread().name)
+            return "probe"
+
+    @tracekit.track
+    def takes(value: object) -> None:
+        return None
+
+    takes(Probe())
+    assert seen_on == []
+    assert tracekit.flush(10)
+    assert seen_on == ["tracekit-export"]
+    assert exporter.batches[0].spans[0].input == {"value": "probe"}
+
+
+def test_a_full_queue_drops_and_counts_without_blocking(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the exporter stuck and the queue full, calls go on; drops are counted, logged once."""
+    stuck = RecordingExporter()
+    stuck.hold()
+    tracekit.configure(exporter=stuck, max_queue=5, batch_size=1, flush_interval=0.01)
+    try:
+        work(0)
+        assert stuck.entered.wait(10)  # the export thread now holds that span
+        results = [work(i) for i in range(1, 11)]
+        assert results == [i * 2 for i in range(1, 11)]
+        assert tracekit.stats() == {"queued": 5, "exported": 0, "dropped": 5, "failed": 0}
+        drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(drops) == 1
+        assert "max_queue=5" in drops[0].getMessage()
+        stuck.release()
+        assert tracekit.flush(10) is True
+        assert tracekit.stats()["exported"] == 6
+    finally:
+        stuck.release()
+        tracekit.configure(exporter="none")
+
+
+def test_a_failing_backend_is_counted_and_flush_reports_it(
+    exporter: RecordingExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches the exporter keeps refusing are counted as failed; results are unchanged."""
+    exporter.failing = True
+    assert [work(i) for i in range(3)] == [0, 2, 4]
+    assert tracekit.flush(30) is False
+    assert tracekit.stats()["failed"] == 3
+    assert len([r for r in caplog.records if "could not export" in r.getMessage()]) == 1
+
+
+def test_export_recovers_after_the_backend_comes_back(
+    exporter: RecordingExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After failures, spans flow again once the backend accepts; a new burst logs again."""
+    exporter.failing = True
+    work(1)
+    assert tracekit.flush(30) is False
+    exporter.failing = False
+    work(2)
+    assert tracekit.flush(30) is True
+    exporter.failing = True
+    work(3)
+    assert tracekit.flush(30) is False
+    assert tracekit.stats() == {"queued": 0, "exported": 1, "dropped": 0, "failed": 2}
+    assert len([r for r in caplog.records if "could not export" in r.getMessage()]) == 2
+
+
+def test_configure_replaces_and_flushes_the_previous_exporter() -> None:
+    """Spans queued before configure() reach the old exporter, which is then shut down."""
+    first, second = RecordingExporter(), RecordingExporter()
+    tracekit.configure(exporter=first, flush_interval=60)
+    try:
+        work(1)
+        tracekit.configure(exporter=second, flush_interval=0.01)
+        assert first.span_names == ["work"]
+        assert first.shut_down
+        work(2)
+        assert tracekit.flush(10)
+        assert second.span_names == ["work"]
+    finally:
+        tracekit.configure(exporter="none")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        (
+            {"exporter": "kafka"},
+            ValueError,
+            r"'kafka'.*'auto', 'opik', 'sqlite', 'console', 'none'",
+        ),
+        ({"exporter": 3}, ValueError, r"unknown exporter 3"),
+        ({"max_queue": 0}, TypeError, r"max_queue=0.*positive int"),
+        ({"max_queue": "10"}, TypeError, r"max_queue='10'"),
+        ({"flush_interval": -1}, TypeError, r"flush_interval=-1.*positive number"),
+        ({"project_name": 5}, TypeError, r"project_name=5"),
+        ({"db_path": 5}, TypeError, r"db_path=5"),
+        ({"redact": "api_key"}, TypeError, r"redact='api_key'"),
+    ],
+)
+def test_bad_configuration_raises_naming_the_value(
+    kwargs: dict[str, object], error: type[Exception], fragment: str
+) -> None:
+    """configure() rejects unknown exporters and bad option types, saying what is accepted."""
+    with pytest.raises(error, match=fragment):
+        tracekit.configure(**kwargs)  # type: ignore[arg-type]
+
+
+def _run_python(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **env},
+        cwd=cwd,
+    )
+
+
+def test_spans_are_flushed_at_interpreter_exit(tmp_path: Path) -> None:
+    """A program that never calls flush() still has its spans written when it exits."""
+    db = tmp_path / "exit.db"
+    result = _run_python(
+        """
+        import tracekit
+        tracekit.configure(exporter="sqlite", flush_interval=60)
+
+        @tracekit.track
+        def job(i):
+            return i
+
+        for i in range(50):
+            job(i)
+        """,
+        {"TRACEKIT_DB": str(db)},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 50
+
+
+def test_exit_with_a_stuck_backend_waits_a_bounded_time_and_reports(tmp_path: Path) -> None:
+    """At exit a backend that never answers delays the process by exit_timeout at most."""
+    result = _run_python(
+        """
+        import threading, tracekit
+
+        class Stuck:
+            def export(self, batch):
+                threading.Event().wait()
+            def flush(self, timeout):
+                return True
+            def shutdown(self):
+                pass
+
+        tracekit.configure(exporter=Stuck(), exit_timeout=0.5, flush_interval=0.01)
+        with tracekit.span("a"):
+            pass
+        with tracekit.span("b"):
+            pass
+        print("done")
+        """,
+        {},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert "not delivered" in result.stderr
