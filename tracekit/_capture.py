@@ -121,10 +121,8 @@ class _Converter:
             return _truncated_string(value, self.limits)
         if isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value[: self.limits.max_string])
-            suffix = (
-                f"...[truncated {len(value) - len(raw)} bytes]" if len(value) > len(raw) else ""
-            )
-            return f"<bytes base64:{base64.b64encode(raw).decode()}{suffix}>"
+            text = f"<bytes base64:{base64.b64encode(raw).decode()}>"
+            return _truncated_string(text, self.limits)
         if isinstance(value, datetime.datetime | datetime.date | datetime.time):
             return value.isoformat()
         if isinstance(value, uuid.UUID | Decimal | PurePath):
@@ -164,7 +162,7 @@ class _Converter:
             if index >= self.limits.max_items:
                 result["..."] = f"[truncated {size - index} more keys]"
                 break
-            text = _key_text(key)
+            text = _truncated_string(_key_text(key), self.limits)
             result[text] = REDACTED if self.redactor.is_secret(text) else self.convert(item, depth)
         return result
 
