@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
+	$(BIN)/tracekit show last
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
-"""tracekit in one screen: nested sync, async and generator work, printed as a tree.
+"""tracekit in one screen: nested sync, async and generator work, one trace.
 
-Run with `make demo`. No API key, no server: spans are collected in memory
-and printed when the trace ends.
+Run with `make demo`. No API key, no server: spans go to the local SQLite
+file (.tracekit/traces.db, or $TRACEKIT_DB), and `tracekit show last`
+prints the tree.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Generator
 
 import tracekit
-from tracekit.testing import capture
 
 
 @tracekit.track(type="tool")
@@ -52,10 +52,12 @@ async def answer(question: str) -> str:
 
 
 def main() -> None:
-    with capture() as captured, tracekit.context(tags=["demo"], thread_id="conversation-1"):
+    tracekit.configure(exporter="sqlite", project_name="quickstart")
+    with tracekit.context(tags=["demo"], thread_id="conversation-1"):
         result = asyncio.run(answer("what is tracing"))
-    print(f"answer: {result}\n")
-    print(captured.tree())
+    print(f"answer: {result}")
+    delivered = tracekit.flush()
+    print(f"exported: {delivered} {tracekit.stats()} -> run `tracekit show last`")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Every script in examples/ runs and prints the tree it promises."""
+"""Every script in examples/ runs and shows what it promises."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,40 +10,53 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def _run(name: str) -> str:
+def _run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRACEKIT_DB": str(tmp_path / "traces.db")}
+    for name in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY", "TRACEKIT_EXPORTER"):
+        env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        command, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    return result
 
 
-def test_quickstart_prints_the_nested_tree() -> None:
-    """The demo nests sync, async, generator and async generator spans under one root."""
-    out = _run("quickstart.py")
-    assert out.count("trace ") == 1
-    assert "answer_question [general]" in out
-    for child in ("├── search [tool]", "├── chunk", "├── summarize", "└── post-process"):
-        assert child in out
-    assert "    └── stream_answer" in out
+def _example(name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, str(EXAMPLES / name)], tmp_path)
 
 
-def test_concurrency_example_nests_every_fan_out() -> None:
+def test_quickstart_exports_a_tree_that_tracekit_show_prints(tmp_path: Path) -> None:
+    """make demo: the quickstart exports one trace to SQLite; `tracekit show last` prints it."""
+    out = _example("quickstart.py", tmp_path).stdout
+    assert "exported: True" in out
+    shown = _run([str(Path(sys.executable).parent / "tracekit"), "show", "last"], tmp_path).stdout
+    lines = shown.splitlines()
+    assert "project=quickstart" in lines[0]
+    assert "thread=conversation-1" in lines[0]
+    names = [line.split("█")[-1].split("[")[0].strip() for line in lines[1:]]
+    assert names == [
+        "answer_question",
+        "search",
+        "chunk",
+        "summarize",
+        "summarize",
+        "post-process",
+        "stream_answer",
+    ]
+    assert lines[-1].startswith("        └──")  # stream_answer nests under post-process
+
+
+def test_concurrency_example_nests_every_fan_out(tmp_path: Path) -> None:
     """Each fan-out is one trace, and all nine fetches sit inside one, none at the root."""
-    out = _run("concurrency.py")
-    lines = out.splitlines()
-    assert out.count("trace ") == 3
+    lines = _example("concurrency.py", tmp_path).stdout.splitlines()
+    assert sum(line.startswith("trace ") for line in lines) == 3
     assert sum("fetch [tool]" in line for line in lines) == 9
     assert not [line for line in lines if line.startswith("fetch")]
 
 
-def test_generator_example_separates_body_and_consumer() -> None:
+def test_generator_example_separates_body_and_consumer(tmp_path: Path) -> None:
     """The body's log lines nest under the generator, the consumer's under the consumer."""
-    lines = _run("generators.py").splitlines()
+    lines = _example("generators.py", tmp_path).stdout.splitlines()
     assert "total: 6" in lines
     (generator_line,) = [line for line in lines if "running_total" in line]
     assert generator_line.startswith("├── running_total")
@@ -50,3 +64,13 @@ def test_generator_example_separates_body_and_consumer() -> None:
     under_generator = [line for line in lines if line.startswith(("│   ├── log", "│   └── log"))]
     under_consumer = [line for line in lines if line.startswith(("├── log", "└── log"))]
     assert (len(under_generator), len(under_consumer)) == (4, 3)
+
+
+def test_exporters_example_prints_trees_and_redacts(tmp_path: Path) -> None:
+    """The console exporter prints each trace on stderr; flush reports full delivery."""
+    result = _example("exporters.py", tmp_path)
+    assert "delivered: True" in result.stdout
+    assert "'exported': 4" in result.stdout
+    assert result.stderr.count("handle [general]") == 2
+    assert result.stderr.count("└── lookup [tool]") == 2
+    assert "sk-do-not-log" not in result.stderr
