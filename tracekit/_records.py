@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracekit._span import Span
+from tracekit._span import Span, utc_datetime
 
 __all__ = ["Batch", "SpanRecord", "TraceRecord", "span_record", "trace_record"]
 
@@ -34,8 +34,8 @@ class SpanRecord:
     parent_id: str | None
     name: str
     type: str
-    start_time: datetime
-    end_time: datetime | None
+    start_ns: int  # Unix time in nanoseconds
+    end_ns: int | None
     input: Any = None
     output: Any = None
     metadata: dict[str, Any] | None = None
@@ -49,10 +49,16 @@ class SpanRecord:
     error_info: dict[str, str] | None = None
 
     @property
+    def start_time(self) -> datetime:
+        return utc_datetime(self.start_ns)
+
+    @property
+    def end_time(self) -> datetime | None:
+        return None if self.end_ns is None else utc_datetime(self.end_ns)
+
+    @property
     def duration_ms(self) -> float | None:
-        if self.end_time is None:
-            return None
-        return (self.end_time - self.start_time).total_seconds() * 1000
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +67,8 @@ class TraceRecord:
 
     id: str
     name: str
-    start_time: datetime
-    end_time: datetime | None
+    start_ns: int  # Unix time in nanoseconds
+    end_ns: int | None
     input: Any = None
     output: Any = None
     metadata: dict[str, Any] | None = None
@@ -70,6 +76,14 @@ class TraceRecord:
     project_name: str | None = None
     thread_id: str | None = None
     error_info: dict[str, str] | None = None
+
+    @property
+    def start_time(self) -> datetime:
+        return utc_datetime(self.start_ns)
+
+    @property
+    def end_time(self) -> datetime | None:
+        return None if self.end_ns is None else utc_datetime(self.end_ns)
 
 
 @dataclass(slots=True)
@@ -94,8 +108,8 @@ def span_record(
         parent_id=span.parent_id,
         name=span.name,
         type=span.type,
-        start_time=span.start_time,
-        end_time=span.end_time,
+        start_ns=span._start_ns,
+        end_ns=span._end_ns,
         input=safe(span.input),
         output=safe(span.output),
         metadata=metadata,
@@ -128,8 +142,8 @@ def trace_record(
     return TraceRecord(
         id=root.trace_id,
         name=updates.get("name", root.name),
-        start_time=root.start_time,
-        end_time=root.end_time,
+        start_ns=root._start_ns,
+        end_ns=root._end_ns,
         input=safe(updates["input"]) if "input" in updates else root_record.input,
         output=safe(updates["output"]) if "output" in updates else root_record.output,
         metadata=safe(metadata) if metadata else None,

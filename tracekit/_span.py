@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from random import getrandbits
 from time import time_ns
 from typing import Any, Literal, get_args
@@ -19,7 +19,7 @@ from tracekit._context import context_defaults
 from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
 
-__all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "uuid7_int"]
+__all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "utc_datetime", "uuid7_int"]
 
 SpanType = Literal["general", "llm", "tool", "guardrail"]
 SPAN_TYPES: tuple[str, ...] = get_args(SpanType)
@@ -53,8 +53,12 @@ def format_uuid(value: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _utc(unix_ns: int) -> datetime:
-    return datetime.fromtimestamp(unix_ns / 1e9, tz=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_datetime(unix_ns: int) -> datetime:
+    """The timezone-aware UTC datetime of a Unix time in nanoseconds (microsecond precision)."""
+    return _EPOCH + timedelta(microseconds=unix_ns // 1000)
 
 
 def _describe_error(exc: BaseException) -> dict[str, str]:
@@ -201,12 +205,12 @@ class Span:
     @property
     def start_time(self) -> datetime:
         """When the span started (timezone-aware UTC)."""
-        return _utc(self._start_ns)
+        return utc_datetime(self._start_ns)
 
     @property
     def end_time(self) -> datetime | None:
         """When the span ended (timezone-aware UTC), or None while it runs."""
-        return None if self._end_ns is None else _utc(self._end_ns)
+        return None if self._end_ns is None else utc_datetime(self._end_ns)
 
     @property
     def error_info(self) -> dict[str, str] | None:

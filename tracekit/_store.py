@@ -38,27 +38,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE traces (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, project_name TEXT, thread_id TEXT,
-            start_time TEXT NOT NULL, end_time TEXT, input TEXT, output TEXT,
+            start_ns INTEGER NOT NULL, end_ns INTEGER, input TEXT, output TEXT,
             metadata TEXT, tags TEXT NOT NULL, error_info TEXT)""",
         """CREATE TABLE spans (
             id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_id TEXT,
-            name TEXT NOT NULL, type TEXT NOT NULL, start_time TEXT NOT NULL, end_time TEXT,
+            name TEXT NOT NULL, type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER,
             input TEXT, output TEXT, metadata TEXT, tags TEXT NOT NULL, project_name TEXT,
             thread_id TEXT, usage TEXT, model TEXT, provider TEXT, total_cost REAL,
             error_info TEXT)""",
         "CREATE INDEX spans_by_trace ON spans (trace_id)",
-        "CREATE INDEX traces_by_start ON traces (start_time)",
+        "CREATE INDEX traces_by_start ON traces (start_ns)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SPAN_COLUMNS = (
-    "id, trace_id, parent_id, name, type, start_time, end_time, input, output, metadata, "
+    "id, trace_id, parent_id, name, type, start_ns, end_ns, input, output, metadata, "
     "tags, project_name, thread_id, usage, model, provider, total_cost, error_info"
 )
 _TRACE_COLUMNS = (
-    "id, name, project_name, thread_id, start_time, end_time, input, output, metadata, "
-    "tags, error_info"
+    "id, name, project_name, thread_id, start_ns, end_ns, input, output, metadata, tags, error_info"
 )
 
 
@@ -121,10 +120,6 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _span_row(span: SpanRecord) -> tuple[Any, ...]:
     return (
         span.id,
@@ -132,8 +127,8 @@ def _span_row(span: SpanRecord) -> tuple[Any, ...]:
         span.parent_id,
         span.name,
         span.type,
-        _time(span.start_time),
-        _time(span.end_time),
+        span.start_ns,
+        span.end_ns,
         _json(span.input),
         _json(span.output),
         _json(span.metadata),
@@ -154,8 +149,8 @@ def _trace_row(trace: TraceRecord) -> tuple[Any, ...]:
         trace.name,
         trace.project_name,
         trace.thread_id,
-        _time(trace.start_time),
-        _time(trace.end_time),
+        trace.start_ns,
+        trace.end_ns,
         _json(trace.input),
         _json(trace.output),
         _json(trace.metadata),
@@ -188,21 +183,15 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def _span_from_row(row: Sequence[Any]) -> SpanRecord:
-    start = _parse_time(row[5])
-    assert start is not None
     return SpanRecord(
         id=row[0],
         trace_id=row[1],
         parent_id=row[2],
         name=row[3],
         type=row[4],
-        start_time=start,
-        end_time=_parse_time(row[6]),
+        start_ns=row[5],
+        end_ns=row[6],
         input=_loads(row[7]),
         output=_loads(row[8]),
         metadata=_loads(row[9]),
@@ -218,15 +207,13 @@ def _span_from_row(row: Sequence[Any]) -> SpanRecord:
 
 
 def _trace_from_row(row: Sequence[Any]) -> TraceRecord:
-    start = _parse_time(row[4])
-    assert start is not None
     return TraceRecord(
         id=row[0],
         name=row[1],
         project_name=row[2],
         thread_id=row[3],
-        start_time=start,
-        end_time=_parse_time(row[5]),
+        start_ns=row[4],
+        end_ns=row[5],
         input=_loads(row[6]),
         output=_loads(row[7]),
         metadata=_loads(row[8]),
@@ -273,7 +260,7 @@ def list_traces(
         WHERE (:project IS NULL OR t.project_name = :project)
         GROUP BY t.id
         HAVING NOT :errors_only OR COUNT(s.error_info) > 0
-        ORDER BY t.start_time DESC
+        ORDER BY t.start_ns DESC
         LIMIT :limit
     """
     rows = conn.execute(
@@ -288,7 +275,7 @@ def list_traces(
 def resolve_trace_id(conn: sqlite3.Connection, trace_id: str) -> str:
     """`trace_id` itself, the latest trace for "last", or a unique id prefix."""
     if trace_id == "last":
-        row = conn.execute("SELECT id FROM traces ORDER BY start_time DESC LIMIT 1").fetchone()
+        row = conn.execute("SELECT id FROM traces ORDER BY start_ns DESC LIMIT 1").fetchone()
         if row is None:
             raise StoreError("the trace store holds no trace yet")
         return str(row[0])
@@ -314,7 +301,7 @@ def load_trace(conn: sqlite3.Connection, trace_id: str) -> TraceRecord | None:
 def load_spans(conn: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
     """The trace's spans in start order."""
     rows = conn.execute(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time",
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns",
         (trace_id,),
     ).fetchall()
     return [_span_from_row(row) for row in rows]
@@ -325,8 +312,8 @@ def iter_spans(conn: sqlite3.Connection, since: datetime | None = None) -> Itera
     query = f"SELECT {_SPAN_COLUMNS} FROM spans"
     params: tuple[Any, ...] = ()
     if since is not None:
-        query += " WHERE start_time >= ?"
-        params = (since.isoformat(),)
-    with closing(conn.execute(query + " ORDER BY start_time", params)) as cursor:
+        query += " WHERE start_ns >= ?"
+        params = (min(round(since.timestamp() * 1e9), 2**63 - 1),)  # SQLite ints are 64-bit
+    with closing(conn.execute(query + " ORDER BY start_ns", params)) as cursor:
         for row in cursor:
             yield _span_from_row(row)

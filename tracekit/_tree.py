@@ -38,12 +38,12 @@ def render_tree(spans: Iterable[SpanRecord]) -> str:
     def walk(span: SpanRecord, prefix: str, is_last: bool, is_top: bool) -> None:
         branch = "" if is_top else ("└── " if is_last else "├── ")
         lines.append(prefix + branch + _label(span))
-        kids = sorted(children.get(span.id, ()), key=lambda s: s.start_time)
+        kids = sorted(children.get(span.id, ()), key=lambda s: s.start_ns)
         deeper = prefix if is_top else prefix + ("    " if is_last else "│   ")
         for index, kid in enumerate(kids):
             walk(kid, deeper, index == len(kids) - 1, False)
 
-    for root in sorted(children.get(None, ()), key=lambda s: s.start_time):
+    for root in sorted(children.get(None, ()), key=lambda s: s.start_ns):
         lines.append(f"trace {root.trace_id}")
         walk(root, "", True, True)
     return "\n".join(lines)

@@ -125,9 +125,10 @@ def _span_label(span: SpanRecord, start: datetime, total_ms: float) -> Text:
 
 def _record_json(record: SpanRecord | TraceRecord) -> dict[str, Any]:
     data = dataclasses.asdict(record)
-    for key in ("start_time", "end_time"):
-        if data[key] is not None:
-            data[key] = data[key].isoformat()
+    del data["start_ns"], data["end_ns"]
+    end = record.end_time
+    data["start_time"] = record.start_time.isoformat()
+    data["end_time"] = None if end is None else end.isoformat()
     return data
 
 
