@@ -17,12 +17,19 @@ import fnmatch
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["DEFAULT_REDACT", "REDACTED", "Limits", "Redactor", "to_json_safe"]
+__all__ = [
+    "DEFAULT_REDACT",
+    "REDACTED",
+    "Limits",
+    "Redactor",
+    "json_safe_converter",
+    "to_json_safe",
+]
 
 REDACTED = "REDACTED"
 
@@ -107,6 +114,12 @@ class _Converter:
         self.on_path: set[int] = set()
 
     def convert(self, value: Any, depth: int) -> Any:
+        # Exact types first: the common JSON-ish values skip the isinstance chain.
+        kind = type(value)
+        if kind is str:
+            return value if len(value) <= self.limits.max_string else self._convert(value, depth)
+        if value is None or kind is int or kind is bool:
+            return value
         try:
             return self._convert(value, depth)
         except Exception:
@@ -141,6 +154,11 @@ class _Converter:
             self.on_path.discard(marker)
 
     def _convert_container(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return self._mapping(value.items(), len(value), depth)
+        if kind is list or kind is tuple:
+            return self._sequence(value, len(value), depth)
         if isinstance(value, Mapping):
             return self._mapping(value.items(), len(value), depth)
         if isinstance(value, list | tuple | set | frozenset):
@@ -174,6 +192,17 @@ class _Converter:
                 break
             result.append(self.convert(item, depth))
         return result
+
+
+def json_safe_converter(limits: Limits, redactor: Redactor) -> Callable[[Any], Any]:
+    """A reusable `to_json_safe` with fixed limits and redactor (one per export batch)."""
+    converter = _Converter(limits, redactor)
+
+    def convert(value: Any) -> Any:
+        converter.on_path.clear()
+        return converter.convert(value, 0)
+
+    return convert
 
 
 def to_json_safe(value: Any, limits: Limits, redactor: Redactor) -> Any:

@@ -163,16 +163,20 @@ def configure(
         limits=Limits(max_string_length, max_collection_items, max_depth),
         redactor=Redactor((*DEFAULT_REDACT, *(redact or ()))),
     )
-    _install(BatchProcessor(make_exporter, options), name, float(exit_timeout))
+    # "none" queues nothing: spans still reach tracekit.testing.capture().
+    processor = None if name == "none" else BatchProcessor(make_exporter, options)
+    _install(processor, name, float(exit_timeout))
 
 
-def _install(processor: BatchProcessor, exporter_name: str, exit_timeout: float) -> None:
+def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout: float) -> None:
+    """Make `processor` the export pipeline (None: spans are not exported at all)."""
     with _pipeline.lock:
         previous = _pipeline.processor
         _pipeline.processor = processor
         _pipeline.exporter_name = exporter_name
         _pipeline.exit_timeout = exit_timeout
-        add_processor(processor)
+        if processor is not None:
+            add_processor(processor)
         if previous is not None:
             remove_processor(previous)
     if previous is not None:

@@ -25,7 +25,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~2 µs per record
 class SpanRecord:
     """One finished span, ready to export."""
 
@@ -61,7 +61,7 @@ class SpanRecord:
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ costs ~2 µs per record
 class TraceRecord:
     """One trace, derived from its root span when the root ends."""
 

@@ -116,8 +116,12 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
+# One encoder for every row: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+    return None if value is None else _encode(value)
 
 
 def _span_row(span: SpanRecord) -> tuple[Any, ...]:

@@ -18,9 +18,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from tracekit._capture import Limits, Redactor, to_json_safe
+from tracekit._capture import Limits, Redactor, json_safe_converter
 from tracekit._log import logger
 from tracekit._records import Batch, span_record, trace_record
 from tracekit._span import Span
@@ -228,11 +227,8 @@ class BatchProcessor:
 
     def _convert(self, spans: list[Span]) -> Batch:
         options = self._options
-        limits, redactor, project = options.limits, options.redactor, options.project_name
-
-        def safe(value: Any) -> Any:
-            return to_json_safe(value, limits, redactor)
-
+        safe = json_safe_converter(options.limits, options.redactor)
+        project = options.project_name
         batch = Batch()
         for span in spans:
             try:
