@@ -154,3 +154,29 @@ def test_an_unwritable_path_counts_failures_not_crashes(tmp_path: Path) -> None:
         assert tracekit.stats()["failed"] == 1
     finally:
         tracekit.configure(exporter="none")
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_exports_its_own_spans(db: Path) -> None:
+    """After fork, the child starts its own export thread; parent and child spans both land."""
+    import os
+
+    with tracekit.span("parent-before-fork"):
+        pass
+    assert tracekit.flush(10)
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            with tracekit.span("child"):
+                pass
+            os._exit(0 if tracekit.flush(10) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with tracekit.span("parent-after-fork"):
+        pass
+    assert tracekit.flush(10)
+    with sqlite3.connect(db) as conn:
+        names = sorted(row[0] for row in conn.execute("SELECT name FROM spans"))
+    assert names == ["child", "parent-after-fork", "parent-before-fork"]

@@ -124,6 +124,10 @@ def _json(value: Any) -> str | None:
     return None if value is None else _encode(value)
 
 
+def _json_tags(tags: list[str]) -> str:
+    return _encode(tags) if tags else "[]"
+
+
 def _span_row(span: SpanRecord) -> tuple[Any, ...]:
     return (
         span.id,
@@ -136,7 +140,7 @@ def _span_row(span: SpanRecord) -> tuple[Any, ...]:
         _json(span.input),
         _json(span.output),
         _json(span.metadata),
-        _json(span.tags),
+        _json_tags(span.tags),
         span.project_name,
         span.thread_id,
         _json(span.usage),
@@ -158,7 +162,7 @@ def _trace_row(trace: TraceRecord) -> tuple[Any, ...]:
         _json(trace.input),
         _json(trace.output),
         _json(trace.metadata),
-        _json(trace.tags),
+        _json_tags(trace.tags),
         _json(trace.error_info),
     )
 

@@ -1,0 +1,134 @@
+"""Export throughput and the traced-call overhead with each exporter on.
+
+Run: `make bench-export` (or `.venv/bin/python benchmarks/export.py`).
+
+Throughput: traces of 5 spans (a root and 4 children, the shape of a small
+agent step) are produced as fast as one thread can, then flushed; spans/s is
+end to end (produce + export, both on this machine's cores), and the export
+thread's CPU per span is the process CPU minus the producing thread's.
+
+Overhead: medians over interleaved rounds of bursts of traced calls, the
+exporter draining (untimed) between bursts, against the same call with
+exporter "none" (capture only: the span is recorded, nothing exported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The Opik-compatible test server runs in its own process, so its CPU is not counted.
+SERVER = subprocess.Popen(
+    [
+        sys.executable,
+        "-c",
+        "import sys, threading; from tests.opik_server import OpikServer; "
+        "print(OpikServer().start().url, flush=True); sys.stdin.read()",
+    ],
+    cwd=ROOT,
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    text=True,
+)
+assert SERVER.stdout is not None
+os.environ.update(
+    OPIK_URL_OVERRIDE=SERVER.stdout.readline().strip(),
+    OPIK_SENTRY_ENABLE="false",
+    OPIK_ANALYTICS_ENABLE="false",
+    OPIK_PROJECT_NAME="bench",
+    OPIK_WORKSPACE="default",
+)
+
+import tracekit  # noqa: E402
+
+DB = Path(tempfile.mkdtemp()) / "bench.db"
+EXPORTERS = ("none", "sqlite", "opik")
+
+
+@tracekit.track
+def leaf(x: int, label: str = "step") -> int:
+    return x
+
+
+@tracekit.track
+def request(n: int) -> int:
+    for i in range(4):
+        leaf(i)
+    return n
+
+
+def configure(name: str) -> None:
+    tracekit.configure(exporter=name, db_path=DB, max_queue=1_000_000, batch_size=500)
+
+
+def throughput(name: str, traces: int) -> tuple[float, float]:
+    """(spans/s end to end, export-thread CPU µs per span)."""
+    configure(name)
+    assert tracekit.flush(60)
+    cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
+    for n in range(traces):
+        request(n)
+    delivered = tracekit.flush(600)
+    wall = time.perf_counter() - wall0
+    export_cpu = (time.process_time() - cpu0) - (time.thread_time() - thread0)
+    spans = traces * 5
+    assert delivered, tracekit.stats()
+    return spans / wall, export_cpu / spans * 1e6
+
+
+def burst_cost(calls: int) -> float:
+    start = time.perf_counter()
+    for n in range(calls):
+        leaf(n)
+    elapsed = time.perf_counter() - start
+    assert tracekit.flush(120)
+    return elapsed / calls * 1e6
+
+
+def overhead(rounds: int, calls: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in EXPORTERS}
+    for name in EXPORTERS:  # warm up
+        configure(name)
+        burst_cost(calls)
+    for _ in range(rounds):
+        for name in EXPORTERS:
+            configure(name)
+            samples[name].append(burst_cost(calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=20_000, help="traces for SQLite (5 spans)")
+    parser.add_argument("--opik-traces", type=int, default=4_000, help="traces for Opik")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--burst", type=int, default=1_000, help="calls per timed burst")
+    args = parser.parse_args()
+
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs.\n")
+    print("| exporter | spans/s (end to end) | export CPU µs/span |")
+    print("|---|---|---|")
+    for name, traces in (("sqlite", args.traces), ("opik (local server)", args.opik_traces)):
+        rate, cpu = throughput(name.split()[0], traces)
+        print(f"| {name} | {rate:,.0f} | {cpu:.1f} |")
+
+    costs = overhead(args.rounds, args.burst)
+    print(f"\nTraced call, medians of {args.rounds} rounds of {args.burst}-call bursts:\n")
+    print("| exporter | µs per traced call | x capture-only |")
+    print("|---|---|---|")
+    for name in EXPORTERS:
+        label = "none (capture only)" if name == "none" else name
+        print(f"| {label} | {costs[name]:.2f} | {costs[name] / costs['none']:.2f} |")
+    tracekit.configure(exporter="none")
+    SERVER.terminate()
+
+
+if __name__ == "__main__":
+    main()
