@@ -8,6 +8,7 @@ file (see `tracekit.configure`).
 from tracekit import testing
 from tracekit._config import configure, flush, stats
 from tracekit._context import current_span
+from tracekit._instrument import instrument_litellm, uninstrument_litellm
 from tracekit._scopes import context, span, update_current_span, update_current_trace
 from tracekit._span import Span, SpanType
 from tracekit._threads import ThreadPoolExecutor, propagate
@@ -21,11 +22,13 @@ __all__ = [
     "context",
     "current_span",
     "flush",
+    "instrument_litellm",
     "propagate",
     "span",
     "stats",
     "testing",
     "track",
+    "uninstrument_litellm",
     "update_current_span",
     "update_current_trace",
 ]

@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from tracekit import _hooks
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
+from tracekit._log import log_once
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter
 from tracekit.exporters._batch import BatchProcessor, ExportOptions, Stats
@@ -97,6 +99,7 @@ class _Pipeline:
         self.processor: BatchProcessor | None = None
         self.exporter_name = "none"
         self.exit_timeout = 5.0
+        self.project_name: str | None = None
 
 
 _pipeline = _Pipeline()
@@ -175,6 +178,7 @@ def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout:
         _pipeline.processor = processor
         _pipeline.exporter_name = exporter_name
         _pipeline.exit_timeout = exit_timeout
+        _pipeline.project_name = None if processor is None else processor.project_name
         if processor is not None:
             add_processor(processor)
         if previous is not None:
@@ -183,14 +187,30 @@ def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout:
         previous.shutdown(exit_timeout)
 
 
+def _run_before_flush(timeout: float) -> None:
+    for drain in list(_hooks.before_flush):
+        try:
+            drain(timeout)
+        except Exception:
+            log_once(f"before_flush:{drain!r}", "tracekit: flushing an integration failed")
+
+
 def flush(timeout: float = 5.0) -> bool:
     """Wait up to `timeout` seconds for queued spans to be exported.
 
-    True when everything queued before the call was delivered; False on a
-    timeout or when spans were dropped or failed meanwhile (see `stats()`).
+    First pushes out what instrumented libraries still hold (LiteLLM's pending
+    callbacks). True when everything queued before the call was delivered;
+    False on a timeout or when spans were dropped or failed meanwhile (see
+    `stats()`).
     """
+    _run_before_flush(timeout)
     processor = _pipeline.processor
     return True if processor is None else processor.flush(timeout)
+
+
+def default_project() -> str | None:
+    """The project configured with `configure(project_name=...)`, if any."""
+    return _pipeline.project_name
 
 
 def stats() -> dict[str, int]:
@@ -210,11 +230,22 @@ def exporter_name() -> str:
     return _pipeline.exporter_name
 
 
+# Called at exit before the final flush (e.g. to close calls still open).
+at_exit: list[Callable[[float], None]] = []
+
+
 @atexit.register
 def _flush_at_exit() -> None:
+    timeout = _pipeline.exit_timeout
+    for hook in list(at_exit):
+        try:
+            hook(timeout)
+        except Exception:
+            log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
+    _run_before_flush(timeout)
     processor = _pipeline.processor
     if processor is not None:
-        processor.shutdown(_pipeline.exit_timeout)
+        processor.shutdown(timeout)
 
 
 def _configure_from_environment() -> None:

@@ -15,6 +15,7 @@ from random import getrandbits
 from time import time_ns
 from typing import Any, Literal, get_args
 
+from tracekit import _hooks
 from tracekit._context import context_defaults
 from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
@@ -146,6 +147,8 @@ class Span:
         self.provider = None
         self.total_cost = None
         defaults = context_defaults.get()
+        if parent is None and _hooks.foreign_parent is not None:
+            parent = self._parent = _hooks.foreign_parent()
         if parent is None:
             self._root: Span = self
             self._trace_id: str | None = None
@@ -164,6 +167,25 @@ class Span:
         else:
             self.tags = [*defaults.tags, *(tags or ())] or None
             self.metadata = {**defaults.metadata, **(metadata or {})} or None
+
+    @classmethod
+    def foreign(
+        cls, span_id: str, trace_id: str, project_name: str | None, thread_id: str | None
+    ) -> Span:
+        """A stand-in for another tracer's active span, to parent tracekit spans.
+
+        It is never ended or exported: its trace belongs to the other tracer.
+        """
+        stand_in = cls.__new__(cls)
+        stand_in._parent = None
+        stand_in._root = stand_in
+        stand_in._id = span_id
+        stand_in._trace_id = trace_id
+        stand_in.project_name = project_name
+        stand_in.thread_id = thread_id
+        stand_in.tags = None
+        stand_in.name = "foreign"
+        return stand_in
 
     @property
     def id(self) -> str:

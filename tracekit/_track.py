@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from tracekit import _config
+from tracekit import _config, _hooks
 from tracekit._context import active_span
 from tracekit._generators import drive_async_generator, drive_generator
 from tracekit._inputs import InputBinder, make_input_binder, parameter_names
@@ -218,6 +218,9 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
             span.fail(exc)
             raise
         active_span.set(parent)
+        keep_open = _hooks.end_with_result
+        if keep_open is not None and keep_open(result, span, capture_output):
+            return result
         if capture_output:
             span.output = result
         span.end()
@@ -247,6 +250,9 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
             span.fail(exc)
             raise
         active_span.set(parent)
+        keep_open = _hooks.end_with_result
+        if keep_open is not None and keep_open(result, span, capture_output):
+            return result
         if capture_output:
             span.output = result
         span.end()

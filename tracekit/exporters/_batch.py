@@ -173,6 +173,10 @@ class BatchProcessor:
             )
         return delivered and not left
 
+    @property
+    def project_name(self) -> str | None:
+        return self._options.project_name
+
     def stats(self) -> Stats:
         queued = sum(1 for item in list(self._queue) if isinstance(item, Span))
         return Stats(queued, self._exported, self._dropped, self._failed)

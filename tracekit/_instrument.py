@@ -1,0 +1,32 @@
+"""`instrument_litellm()` / `uninstrument_litellm()` without importing litellm early.
+
+`import tracekit` must stay fast; litellm (seconds to import) is loaded only
+when instrumenting is asked for.
+"""
+
+from __future__ import annotations
+
+__all__ = ["instrument_litellm", "uninstrument_litellm"]
+
+
+def instrument_litellm() -> None:
+    """Attach every LiteLLM call made under an active span to that span.
+
+    Fills `metadata["opik"]` (`current_span_data`, `project_name`, `tags`,
+    `thread_id`) for LiteLLM's Opik callback, and logs each call's LLM span —
+    successes unless LiteLLM's Opik callback is on, and always failures,
+    cancelled calls and abandoned streams. Works however `litellm` functions
+    were imported. Idempotent and thread-safe.
+    """
+    from tracekit.integrations.litellm import instrument_litellm as install
+
+    install()
+
+
+def uninstrument_litellm() -> None:
+    """Undo `instrument_litellm()`, restoring everything it patched."""
+    import sys
+
+    module = sys.modules.get("tracekit.integrations.litellm")
+    if module is not None:
+        module.uninstrument_litellm()

@@ -1,0 +1,1 @@
+"""Integrations with third-party libraries, one module each; each imports its library."""

@@ -1,0 +1,249 @@
+"""One LiteLLM call as tracekit follows it: from LiteLLM's setup to its result.
+
+A `Call` is made when LiteLLM sets the call up, in the caller's context, so
+its LLM span's parent is the span active there, wherever a stream is
+consumed later. The LLM span is ended — or, when LiteLLM's own Opik callback
+logs successes, dropped — exactly once, by whichever comes first: the result,
+the failure, the end of the stream, or the call being given up (cancelled,
+or a stream abandoned). Nothing here imports litellm.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from tracekit._context import active_span
+from tracekit._log import log_once
+from tracekit._span import Span
+
+__all__ = ["Call", "LLMCallInterrupted", "begin", "live_calls"]
+
+# Arguments recorded as the LLM span's input, and as its model parameters.
+# Everything else (api_key, api_base, credentials, headers, ...) is never read.
+INPUT_ARGUMENTS = ("messages", "prompt", "input", "query", "documents", "instructions")
+MODEL_PARAMETERS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "n",
+    "stop",
+    "stream",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "tool_choice",
+    "tools",
+    "reasoning_effort",
+    "size",
+    "quality",
+    "top_n",
+    "dimensions",
+)
+
+
+class LLMCallInterrupted(Exception):
+    """Recorded on an LLM span whose call ended without a result or an error.
+
+    That happens when the call is cancelled (asyncio or trio), interrupted
+    (KeyboardInterrupt), or its coroutine is dropped before it finishes.
+    """
+
+
+_lock = threading.Lock()
+# Calls whose LLM span has not ended yet, by litellm_call_id.
+live_calls: dict[str, Call] = {}
+
+
+class Call:
+    """A LiteLLM call in flight, and the spans that wait for its end."""
+
+    __slots__ = (
+        "call_id",
+        "chunks",
+        "done",
+        "last_chunk_ns",
+        "logged_by_opik",
+        "owners",
+        "span",
+        "stream",
+    )
+
+    def __init__(self, call_id: str, span: Span, logged_by_opik: bool) -> None:
+        self.call_id = call_id
+        self.span = span
+        self.logged_by_opik = logged_by_opik
+        self.done = False
+        self.stream: object | None = None  # a weak reference to the stream, once there is one
+        self.chunks: list[Any] | None = None
+        self.last_chunk_ns: int | None = None
+        # Tracked calls that returned this call's stream: (span, capture_output).
+        self.owners: list[tuple[Span, bool]] = []
+
+    def _claim(self) -> bool:
+        """True for the one caller that gets to end this call."""
+        with _lock:
+            if self.done:
+                return False
+            self.done = True
+            live_calls.pop(self.call_id, None)
+            return True
+
+    def succeed(self, result: Any, end_ns: int | None = None) -> None:
+        """The call returned `result` (not a stream)."""
+        if not self._claim():
+            return
+        if self.logged_by_opik:
+            return  # LiteLLM's Opik callback logs this success; the span is dropped
+        describe_result(self.span, result)
+        self._end_llm_span(end_ns)
+
+    def fail(self, error: BaseException) -> None:
+        """The call, or its stream, raised `error`; logged by tracekit in every setup."""
+        if not self._claim():
+            return
+        self.span.fail(error)
+        text = self._streamed_text()
+        for owner, capture_output in self.owners:
+            if capture_output and text is not None:
+                owner.output = text
+            owner.fail(error)
+
+    def finish_stream(self, usage: Mapping[str, Any] | None, cost: float | None) -> None:
+        """The consumer read the stream to its end."""
+        if not self._claim():
+            return
+        text = self._streamed_text()
+        if not self.logged_by_opik:
+            self.span.update(output=text, usage=usage, total_cost=cost)
+            self._end_llm_span(self.last_chunk_ns)
+        self._end_owners(text, completed=True)
+
+    def give_up(self) -> None:
+        """The call ended without a result: a stream abandoned, or a call cancelled.
+
+        LiteLLM's own callbacks log neither, so tracekit logs the span in every setup.
+        """
+        if not self._claim():
+            return
+        if self.stream is not None:
+            text = self._streamed_text()
+            self.span.update(output=text, metadata={"stream_completed": False})
+            self._end_llm_span(self.last_chunk_ns)
+            self._end_owners(text, completed=False)
+        else:
+            self.span.fail(LLMCallInterrupted("the LiteLLM call ended without a result"))
+
+    def _end_llm_span(self, end_ns: int | None) -> None:
+        span = self.span
+        if end_ns is not None and span._end_ns is None:
+            span._end_ns = max(end_ns, span._start_ns)
+            from tracekit._pipeline import emit
+
+            emit(span)
+        else:
+            span.end()
+
+    def _end_owners(self, text: str | None, completed: bool) -> None:
+        for owner, capture_output in self.owners:
+            if capture_output:
+                owner.output = text
+            if not completed:
+                owner.metadata = {**(owner.metadata or {}), "stream_completed": False}
+            owner.end()
+
+    def _streamed_text(self) -> str | None:
+        chunks = self.chunks
+        if chunks is None:
+            return None
+        parts: list[str] = []
+        for chunk in list(chunks):
+            try:
+                content = chunk.choices[0].delta.content
+            except (AttributeError, IndexError, TypeError):
+                continue
+            if isinstance(content, str):
+                parts.append(content)
+        return "".join(parts)
+
+
+def begin(
+    call_id: str, call_type: str, kwargs: Mapping[str, Any], logged_by_opik: bool
+) -> Call | None:
+    """Open the LLM span of a call LiteLLM is setting up, under the active span."""
+    try:
+        span = Span(f"litellm.{call_type}", "llm", active_span.get())
+        span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
+        span.input = {k: kwargs[k] for k in INPUT_ARGUMENTS if kwargs.get(k) is not None}
+        parameters = {k: kwargs[k] for k in MODEL_PARAMETERS if kwargs.get(k) is not None}
+        if parameters:
+            span.metadata = {**(span.metadata or {}), "model_parameters": parameters}
+        call = Call(call_id, span, logged_by_opik)
+        with _lock:
+            live_calls[call_id] = call
+        return call
+    except Exception:
+        log_once("litellm:begin", "tracekit: could not open the LLM span of a LiteLLM call")
+        return None
+
+
+def _usage_dict(usage: Any) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    if isinstance(usage, Mapping):
+        return dict(usage)
+    counts = {
+        key: getattr(usage, key, None)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    return {k: v for k, v in counts.items() if isinstance(v, int)} or None
+
+
+def _output_of(result: Any) -> Any:
+    choices = getattr(result, "choices", None)
+    if choices:
+        first = choices[0]
+        message = getattr(first, "message", None)
+        if message is not None:
+            output: dict[str, Any] = {"role": getattr(message, "role", "assistant")}
+            output["content"] = getattr(message, "content", None)
+            tool_calls = getattr(message, "tool_calls", None)
+            if tool_calls:
+                output["tool_calls"] = [
+                    tc.model_dump() if hasattr(tc, "model_dump") else tc for tc in tool_calls
+                ]
+            return output
+        return getattr(first, "text", None)
+    data = getattr(result, "data", None)
+    if isinstance(data, list):  # embeddings, images: the size, not the payload
+        return {"items": len(data)}
+    output_text = getattr(result, "output_text", None)  # responses API
+    if isinstance(output_text, str):
+        return output_text
+    results = getattr(result, "results", None)  # rerank
+    if isinstance(results, list):
+        return results
+    text = getattr(result, "text", None)  # transcription
+    return text if isinstance(text, str) else None
+
+
+def describe_result(span: Span, result: Any) -> None:
+    """Fill the LLM span from a LiteLLM response object."""
+    try:
+        model = getattr(result, "model", None)
+        if isinstance(model, str) and model:
+            span.model = model
+        span.output = _output_of(result)
+        span.usage = _usage_dict(getattr(result, "usage", None))
+        hidden = getattr(result, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost")
+        if isinstance(cost, int | float):
+            span.total_cost = float(cost)
+        provider = hidden.get("custom_llm_provider")
+        if isinstance(provider, str):
+            span.provider = provider
+    except Exception:
+        log_once("litellm:describe", "tracekit: could not read a LiteLLM response")

@@ -1,0 +1,315 @@
+"""LiteLLM: every call made under an active span is attached to it, streams included.
+
+`instrument_litellm()` patches four places, all looked up by LiteLLM at call
+time, so functions imported before instrumenting are covered too (checked
+against litellm 1.105.7):
+
+- `litellm.utils.function_setup`, which every entry point (`completion`,
+  `acompletion`, `embedding`, `responses`, `image_generation`, `Router`, ...)
+  calls in the caller's context: the call's `metadata["opik"]` gets
+  `current_span_data`, `project_name`, `tags` and `thread_id`, and the call's
+  LLM span is opened under the active span;
+- `litellm.utils.update_response_metadata`, called with the result in the
+  caller's flow, sync and async: the LLM span ends there — not in LiteLLM's
+  async success callbacks, which are lost when an event loop closes first;
+- `Logging.failure_handler`, called inline on every failure;
+- `CustomStreamWrapper.__next__` / `__anext__` / `aclose`: a stream's span
+  ends when the consumer gets its last chunk, and a stream dropped early is
+  still logged (with `stream_completed: False`).
+
+With LiteLLM's own Opik callback on, it logs successful calls and tracekit
+only fills in the metadata; failures, cancelled calls and abandoned streams,
+which that callback never logs, are logged by tracekit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Callable
+from time import time_ns as _time_ns
+from typing import Any
+
+import litellm
+import litellm.utils as litellm_utils
+import wrapt
+from litellm.litellm_core_utils.litellm_logging import Logging
+from litellm.litellm_core_utils.streaming_handler import (
+    CustomStreamWrapper,
+    calculate_total_usage,
+)
+
+from tracekit import _config, _hooks
+from tracekit._log import log_once
+from tracekit._span import Span
+from tracekit.integrations import _llm_calls
+from tracekit.integrations._llm_calls import Call, begin, live_calls
+
+__all__ = ["instrument_litellm", "uninstrument_litellm"]
+
+_lock = threading.Lock()
+# (owner, attribute, original) for every patch, to restore exactly.
+_patches: list[tuple[Any, str, Any]] = []
+STATE_ATTRIBUTE = "_tracekit_call"
+
+
+def _opik_callback_active() -> bool:
+    """Is LiteLLM's own Opik callback going to log this call's success?"""
+    for callbacks in (
+        litellm.callbacks,
+        litellm.success_callback,
+        litellm._async_success_callback,
+    ):
+        for callback in callbacks:
+            if callback == "opik" or type(callback).__name__ == "OpikLogger":
+                return True
+    return False
+
+
+def _with_opik_metadata(kwargs: dict[str, Any], parent: Span) -> None:
+    """Fill metadata["opik"] for LiteLLM's Opik callback; the caller's values win.
+
+    The caller's dicts are copied, never changed.
+    """
+    metadata = kwargs.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    opik = dict(metadata.get("opik") or {})
+    opik.setdefault("current_span_data", {"id": parent.id, "trace_id": parent.trace_id})
+    project = parent.project_name or _config.default_project()
+    if project:
+        opik.setdefault("project_name", project)
+    if parent.tags:
+        opik.setdefault("tags", list(parent.tags))
+    if parent.thread_id:
+        opik.setdefault("thread_id", parent.thread_id)
+    metadata["opik"] = opik
+    kwargs["metadata"] = metadata
+
+
+def _on_function_setup(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call: Call | None = None
+    call_id = kwargs.get("litellm_call_id")
+    if isinstance(call_id, str):
+        call_type = args[0] if args and isinstance(args[0], str) else "call"
+        fields = dict(kwargs)
+        if len(args) > 3 and "model" not in fields:
+            fields["model"] = args[3]
+        if len(args) > 4 and "messages" not in fields:
+            fields["messages"] = args[4]
+        call = begin(call_id, call_type, fields, _opik_callback_active())
+        parent = call.span._parent if call is not None else None
+        if parent is not None:
+            try:
+                _with_opik_metadata(kwargs, parent)
+            except Exception:
+                log_once("litellm:metadata", "tracekit: could not fill a LiteLLM call's metadata")
+    result = wrapped(*args, **kwargs)
+    if call is not None:
+        try:
+            weakref.finalize(result[0], call.give_up)
+        except Exception:
+            log_once("litellm:finalize", "tracekit: could not watch a LiteLLM call's end")
+    return result
+
+
+def _call_of(logging_obj: Any) -> Call | None:
+    call_id = getattr(logging_obj, "litellm_call_id", None)
+    return live_calls.get(call_id) if isinstance(call_id, str) else None
+
+
+def _on_response(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    returned = wrapped(*args, **kwargs)
+    try:
+        result = kwargs.get("result", args[0] if args else None)
+        call = _call_of(kwargs.get("logging_obj", args[1] if len(args) > 1 else None))
+        if call is not None:
+            if isinstance(result, CustomStreamWrapper):
+                call.stream = weakref.ref(result)
+                call.chunks = result.chunks
+                setattr(result, STATE_ATTRIBUTE, call)
+                weakref.finalize(result, call.give_up)  # dropped unfinished: still logged
+            else:
+                end = kwargs.get("end_time")
+                call.succeed(result, round(end.timestamp() * 1e9) if end is not None else None)
+    except Exception:
+        log_once("litellm:result", "tracekit: could not record a LiteLLM result")
+    return returned
+
+
+def _on_failure(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        call = _call_of(instance)
+        error = kwargs.get("exception", args[0] if args else None)
+        if call is not None and isinstance(error, BaseException):
+            call.fail(error)
+    except Exception:
+        log_once("litellm:failure", "tracekit: could not record a LiteLLM failure")
+    return wrapped(*args, **kwargs)
+
+
+def _stream_usage(stream: Any) -> tuple[dict[str, Any] | None, float | None]:
+    hidden = getattr(stream, "_last_returned_hidden_params", None) or {}
+    usage = _llm_calls._usage_dict(hidden.get("usage"))
+    if usage is None and stream.chunks:
+        try:  # what LiteLLM itself logs for a finished stream
+            usage = _llm_calls._usage_dict(calculate_total_usage(chunks=stream.chunks))
+        except Exception:
+            usage = None
+    cost: float | None = None
+    if usage and isinstance(getattr(stream, "model", None), str):
+        try:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=stream.model,
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+                custom_llm_provider=getattr(stream, "custom_llm_provider", None),
+            )
+            cost = prompt_cost + completion_cost
+        except Exception:
+            cost = None
+    return usage, cost
+
+
+def _stream_ended(stream: Any, call: Call) -> None:
+    usage, cost = _stream_usage(stream)
+    call.finish_stream(usage, cost)
+
+
+def _on_next(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        chunk = wrapped(*args, **kwargs)
+    except StopIteration:
+        call = instance.__dict__.get(STATE_ATTRIBUTE)
+        if call is not None:
+            _stream_ended(instance, call)
+        raise
+    except BaseException as exc:
+        call = instance.__dict__.get(STATE_ATTRIBUTE)
+        if call is not None:
+            call.fail(exc)
+        raise
+    call = instance.__dict__.get(STATE_ATTRIBUTE)
+    if call is not None:
+        call.last_chunk_ns = _time_ns()
+    return chunk
+
+
+async def _on_anext(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    try:
+        chunk = await wrapped(*args, **kwargs)
+    except StopAsyncIteration:
+        call = instance.__dict__.get(STATE_ATTRIBUTE)
+        if call is not None:
+            _stream_ended(instance, call)
+        raise
+    except BaseException as exc:
+        call = instance.__dict__.get(STATE_ATTRIBUTE)
+        if call is not None:
+            if isinstance(exc, Exception):
+                call.fail(exc)
+            else:
+                call.give_up()
+        raise
+    call = instance.__dict__.get(STATE_ATTRIBUTE)
+    if call is not None:
+        call.last_chunk_ns = _time_ns()
+    return chunk
+
+
+async def _on_aclose(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    call = instance.__dict__.get(STATE_ATTRIBUTE)
+    if call is not None:
+        call.give_up()
+    return await wrapped(*args, **kwargs)
+
+
+def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool:
+    """A tracked call that returns a LiteLLM stream ends with the stream."""
+    if type(result) is not CustomStreamWrapper:
+        return False
+    call = result.__dict__.get(STATE_ATTRIBUTE)
+    if call is None or call.done:
+        return False
+    call.owners.append((span, capture_output))
+    return True
+
+
+def _drain_litellm(timeout: float) -> None:
+    """Push out what LiteLLM still holds for its callbacks (its Opik callback included)."""
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs here: run what the worker still queues
+            bound = getattr(GLOBAL_LOGGING_WORKER, "_bound_loop", None)
+            if bound is None or bound.is_closed() or not bound.is_running():
+                GLOBAL_LOGGING_WORKER._flush_on_exit()  # type: ignore[no-untyped-call]
+                asyncio.set_event_loop(None)
+        executor = getattr(litellm_utils, "executor", None)
+        if executor is not None and not getattr(executor, "_shutdown", False):
+            done = threading.Event()  # its workers run the sync success callbacks
+            executor.submit(done.set)
+            done.wait(timeout)
+        if _opik_callback_active():
+            from opik.api_objects import opik_client
+
+            opik_client.get_client_cached().flush(timeout=max(1, round(timeout)))
+    except Exception:
+        log_once("litellm:drain", "tracekit: could not flush LiteLLM's pending callbacks")
+
+
+def _give_up_live_calls(timeout: float) -> None:
+    """At exit, calls still open (streams never finished) are logged as given up."""
+    for call in list(live_calls.values()):
+        if call.stream is not None:
+            call.give_up()
+
+
+def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    wrapt.wrap_function_wrapper(owner, name, wrapper)
+    _patches.append((owner, name, original))
+
+
+def instrument_litellm() -> None:
+    """Attach every LiteLLM call made under an active span to it. Idempotent."""
+    with _lock:
+        if _patches:
+            return
+        _patch(litellm_utils, "function_setup", _on_function_setup)
+        _patch(litellm_utils, "update_response_metadata", _on_response)
+        _patch(Logging, "failure_handler", _on_failure)
+        _patch(CustomStreamWrapper, "__next__", _on_next)
+        _patch(CustomStreamWrapper, "__anext__", _on_anext)
+        _patch(CustomStreamWrapper, "aclose", _on_aclose)
+        _hooks.end_with_result = _keep_open_for_stream
+        _hooks.before_flush.append(_drain_litellm)
+        _config.at_exit.append(_give_up_live_calls)
+
+
+def uninstrument_litellm() -> None:
+    """Undo `instrument_litellm()`: every patched attribute gets its original back."""
+    with _lock:
+        while _patches:
+            owner, name, original = _patches.pop()
+            setattr(owner, name, original)
+        if _hooks.end_with_result is _keep_open_for_stream:
+            _hooks.end_with_result = None
+        if _drain_litellm in _hooks.before_flush:
+            _hooks.before_flush.remove(_drain_litellm)
+        if _give_up_live_calls in _config.at_exit:
+            _config.at_exit.remove(_give_up_live_calls)
