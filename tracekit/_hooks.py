@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tracekit._span import Span
 
-__all__ = ["before_flush", "end_with_result", "foreign_parent"]
+__all__ = ["before_flush", "choose_parent", "end_with_result"]
 
 # `end_with_result(result, span, capture_output)`: called when a tracked call
 # returns; True means the integration keeps `span` open and ends it itself
 # (e.g. when a returned LiteLLM stream is exhausted).
 end_with_result: Callable[[Any, Span, bool], bool] | None = None
 
-# `foreign_parent()`: the span of another tracer active here (e.g. `@opik.track`),
-# as a parent for a tracekit span that has no tracekit parent; or None.
-foreign_parent: Callable[[], Span | None] | None = None
+# `choose_parent(parent)`: the parent a new span should really have, given the
+# active tracekit span (or None) — e.g. a `@opik.track` span opened more
+# recently than it.
+choose_parent: Callable[[Span | None], Span | None] | None = None
 
 # Called with a timeout by `tracekit.flush()` and at exit, before tracekit's
 # own queue is flushed: integrations push out what their library still holds.

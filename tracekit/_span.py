@@ -84,6 +84,7 @@ class Span:
     __slots__ = (
         "_end_ns",
         "_exception",
+        "_foreign",
         "_id",
         "_id_int",
         "_input",
@@ -133,6 +134,7 @@ class Span:
         self._start_ns = now
         self._end_ns: int | None = None
         self._exception: BaseException | None = None
+        self._foreign = False
         self._trace_updates: dict[str, Any] | None = None
         self._id_int = uuid7_int(now)
         self._id: str | None = None
@@ -147,8 +149,8 @@ class Span:
         self.provider = None
         self.total_cost = None
         defaults = context_defaults.get()
-        if parent is None and _hooks.foreign_parent is not None:
-            parent = self._parent = _hooks.foreign_parent()
+        if _hooks.choose_parent is not None:
+            parent = self._parent = _hooks.choose_parent(parent)
         if parent is None:
             self._root: Span = self
             self._trace_id: str | None = None
@@ -177,6 +179,8 @@ class Span:
         It is never ended or exported: its trace belongs to the other tracer.
         """
         stand_in = cls.__new__(cls)
+        stand_in._foreign = True
+        stand_in._end_ns = None
         stand_in._parent = None
         stand_in._root = stand_in
         stand_in._id = span_id

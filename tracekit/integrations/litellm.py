@@ -20,6 +20,9 @@ against litellm 1.105.7):
 With LiteLLM's own Opik callback on, it logs successful calls and tracekit
 only fills in the metadata; failures, cancelled calls and abandoned streams,
 which that callback never logs, are logged by tracekit.
+
+Instrumenting also installs the `@opik.track` interop (`integrations/opik.py`),
+so calls under `@opik.track` alone are attached too.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from tracekit import _config, _hooks
 from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
+from tracekit.integrations import opik as opik_interop
 from tracekit.integrations._llm_calls import Call, begin, live_calls
 
 __all__ = ["instrument_litellm", "uninstrument_litellm"]
@@ -297,6 +301,7 @@ def instrument_litellm() -> None:
         _patch(CustomStreamWrapper, "__anext__", _on_anext)
         _patch(CustomStreamWrapper, "aclose", _on_aclose)
         _hooks.end_with_result = _keep_open_for_stream
+        opik_interop.install()
         _hooks.before_flush.append(_drain_litellm)
         _config.at_exit.append(_give_up_live_calls)
 
@@ -307,6 +312,7 @@ def uninstrument_litellm() -> None:
         while _patches:
             owner, name, original = _patches.pop()
             setattr(owner, name, original)
+        opik_interop.uninstall()
         if _hooks.end_with_result is _keep_open_for_stream:
             _hooks.end_with_result = None
         if _drain_litellm in _hooks.before_flush:
