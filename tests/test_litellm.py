@@ -165,7 +165,8 @@ def test_the_llm_span_records_model_provider_messages_output_usage_cost(
     assert llm.input == {"messages": MESSAGES}
     assert llm.output == {"role": "assistant", "content": "hello"}
     assert llm.usage == {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
-    assert llm.total_cost is not None and llm.total_cost > 0
+    assert llm.total_cost is not None
+    assert llm.total_cost > 0
     assert llm.metadata == {"model_parameters": {"temperature": 0.1}}
 
 
@@ -370,7 +371,8 @@ def test_a_stream_abandoned_early_is_logged_with_its_partial_output(
     assert until(lambda: len(llm_spans(tracekit_capture)) == 1)
     (llm,) = llm_spans(tracekit_capture)
     assert llm.parent_id == agent.id
-    assert llm.metadata is not None and llm.metadata["stream_completed"] is False
+    assert llm.metadata is not None
+    assert llm.metadata["stream_completed"] is False
     assert llm.output == first.choices[0].delta.content
 
 
@@ -388,8 +390,10 @@ def test_an_async_stream_closed_early_is_logged_at_once(tracekit_capture: Captur
 
     asyncio.run(main())
     (llm,) = llm_spans(tracekit_capture)
-    assert llm.metadata is not None and llm.metadata["stream_completed"] is False
-    assert llm.output and "one two three four".startswith(llm.output)
+    assert llm.metadata is not None
+    assert llm.metadata["stream_completed"] is False
+    assert llm.output
+    assert "one two three four".startswith(llm.output)
 
 
 def test_a_tracked_function_returning_a_stream_ends_with_the_stream(
@@ -411,7 +415,8 @@ def test_a_tracked_function_returning_a_stream_ends_with_the_stream(
     assert owner.name == "ask"
     assert owner.output == "streamed answer"
     assert llm.parent_id == owner.id
-    assert owner.end_time is not None and llm.end_time is not None
+    assert owner.end_time is not None
+    assert llm.end_time is not None
     assert owner.end_time >= llm.end_time
     assert "".join(t for t in texts if t) == "streamed answer"
 
@@ -436,7 +441,8 @@ def test_an_async_tracked_function_returning_an_abandoned_stream(
     asyncio.run(main())
     llm, owner = tracekit_capture.spans
     for span in (llm, owner):
-        assert span.metadata is not None and span.metadata["stream_completed"] is False
+        assert span.metadata is not None
+        assert span.metadata["stream_completed"] is False
     assert owner.output == llm.output
 
 
@@ -470,7 +476,8 @@ def test_an_async_generator_re_yielding_a_stream_broken_early(tracekit_capture: 
     relay_span = tracekit_capture.named("relay")
     assert relay_span.parent_id == handler_id
     assert llm.parent_id == relay_span.id
-    assert llm.metadata is not None and llm.metadata["stream_completed"] is False
+    assert llm.metadata is not None
+    assert llm.metadata["stream_completed"] is False
 
 
 def test_gather_fan_out_attaches_each_call_to_its_task_span(tracekit_capture: Capture) -> None:
