@@ -49,11 +49,11 @@ class MetadataSpy(CustomLogger):
 
 @pytest.fixture(autouse=True)
 def instrumented() -> Iterator[None]:
-    saved = (list(litellm.callbacks), list(litellm.success_callback))
+    litellm.logging_callback_manager._reset_all_callbacks()
     tracekit.instrument_litellm()
     yield
     tracekit.uninstrument_litellm()
-    litellm.callbacks, litellm.success_callback = saved
+    litellm.logging_callback_manager._reset_all_callbacks()
 
 
 def llm_spans(capture: Capture) -> list[tracekit.Span]:
