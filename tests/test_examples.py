@@ -74,3 +74,54 @@ def test_exporters_example_prints_trees_and_redacts(tmp_path: Path) -> None:
     assert result.stderr.count("handle [general]") == 2
     assert result.stderr.count("└── lookup [tool]") == 2
     assert "sk-do-not-log" not in result.stderr
+
+
+def _tree_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "[" in line and "]" in line]
+
+
+def test_litellm_app_example_nests_the_llm_call(tmp_path: Path) -> None:
+    """The LLM call is the answering function's child, beside the tool call."""
+    lines = _tree_lines(_example("litellm_app.py", tmp_path).stdout)
+    assert lines[0].startswith("answer [general]")
+    assert lines[1].startswith("├── search [tool]")
+    assert lines[2].startswith("└── litellm.completion [llm]")
+    assert "model=gpt-4o-mini tokens=30" in lines[2]
+
+
+def test_litellm_streaming_example(tmp_path: Path) -> None:
+    """Returned stream: the function span owns its LLM span; the abandoned stream is logged."""
+    out = _example("litellm_streaming.py", tmp_path).stdout
+    assert "once upon a time" in out
+    assert "in a land far away" in out
+    lines = _tree_lines(out)
+    assert lines[0].startswith("story [general]")
+    assert lines[1].startswith("└── litellm.completion [llm]")
+    assert lines[2].startswith("async_story [general]")
+    assert sum("litellm.acompletion [llm]" in line for line in lines) == 2
+
+
+def test_litellm_async_generator_example(tmp_path: Path) -> None:
+    """The generator and its LLM call end not completed; client sends stay with the endpoint."""
+    lines = _tree_lines(_example("litellm_async_generator.py", tmp_path).stdout)
+    assert lines[0].startswith("endpoint [general]")
+    (generator,) = [line for line in lines if "chat_stream" in line]
+    assert generator.endswith("(not completed)")
+    assert any(line.startswith("│   └── litellm.acompletion [llm]") for line in lines)
+    assert sum(line.startswith(("├── send_to_client", "└── send_to_client")) for line in lines) == 2
+
+
+def test_litellm_fanout_example(tmp_path: Path) -> None:
+    """Three summaries, each with its own LLM call nested under it."""
+    lines = _tree_lines(_example("litellm_fanout.py", tmp_path).stdout)
+    assert lines[0].startswith("summarize_all [general]")
+    assert sum(line.startswith(("├── summarize", "└── summarize")) for line in lines) == 3
+    assert sum("    └── litellm.acompletion [llm]" in line for line in lines) == 3
+
+
+def test_litellm_trio_example(tmp_path: Path) -> None:
+    """Under trio, each to_thread LiteLLM call nests under its task's span."""
+    lines = _tree_lines(_example("litellm_trio.py", tmp_path).stdout)
+    assert lines[0].startswith("main_task [general]")
+    assert sum(line.startswith(("├── ask", "└── ask")) for line in lines) == 2
+    assert sum("└── litellm.completion [llm]" in line for line in lines) == 2

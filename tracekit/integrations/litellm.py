@@ -266,7 +266,10 @@ def _drain_litellm(timeout: float) -> None:
         executor = getattr(litellm_utils, "executor", None)
         if executor is not None and not getattr(executor, "_shutdown", False):
             done = threading.Event()  # its workers run the sync success callbacks
-            executor.submit(done.set)
+            try:
+                executor.submit(done.set)
+            except RuntimeError:  # interpreter shutdown: its threads were already joined
+                done.set()
             done.wait(timeout)
         if _opik_callback_active():
             from opik.api_objects import opik_client
