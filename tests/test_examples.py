@@ -116,7 +116,9 @@ def test_litellm_fanout_example(tmp_path: Path) -> None:
     lines = _tree_lines(_example("litellm_fanout.py", tmp_path).stdout)
     assert lines[0].startswith("summarize_all [general]")
     assert sum(line.startswith(("├── summarize", "└── summarize")) for line in lines) == 3
-    assert sum("    └── litellm.acompletion [llm]" in line for line in lines) == 3
+    assert (
+        sum(line.endswith("tokens=30") and "└── litellm.acompletion" in line for line in lines) == 3
+    )
 
 
 def test_litellm_trio_example(tmp_path: Path) -> None:
