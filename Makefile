@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-export clean
+.PHONY: demo test lint typecheck unit bench bench-export bench-litellm clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("tracekit needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,6 +34,9 @@ bench: $(STAMP)
 
 bench-export: $(STAMP)
 	$(BIN)/python benchmarks/export.py
+
+bench-litellm: $(STAMP)
+	$(BIN)/python benchmarks/litellm_overhead.py
 
 clean:
 	rm -rf $(VENV) .tracekit .pytest_cache .mypy_cache .ruff_cache

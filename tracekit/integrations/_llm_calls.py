@@ -11,37 +11,41 @@ or a stream abandoned). Nothing here imports litellm.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from tracekit._context import active_span
 from tracekit._log import log_once
+from tracekit._pipeline import emit
 from tracekit._span import Span
 
 __all__ = ["Call", "LLMCallInterrupted", "begin", "live_calls"]
 
 # Arguments recorded as the LLM span's input, and as its model parameters.
 # Everything else (api_key, api_base, credentials, headers, ...) is never read.
-INPUT_ARGUMENTS = ("messages", "prompt", "input", "query", "documents", "instructions")
-MODEL_PARAMETERS = (
-    "temperature",
-    "max_tokens",
-    "max_completion_tokens",
-    "top_p",
-    "n",
-    "stop",
-    "stream",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "response_format",
-    "tool_choice",
-    "tools",
-    "reasoning_effort",
-    "size",
-    "quality",
-    "top_n",
-    "dimensions",
+INPUT_ARGUMENTS = frozenset(("messages", "prompt", "input", "query", "documents", "instructions"))
+MODEL_PARAMETERS = frozenset(
+    (
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "top_p",
+        "n",
+        "stop",
+        "stream",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "response_format",
+        "tool_choice",
+        "tools",
+        "reasoning_effort",
+        "size",
+        "quality",
+        "top_n",
+        "dimensions",
+    )
 )
 
 
@@ -70,6 +74,7 @@ class Call:
         "owners",
         "span",
         "stream",
+        "watchers",
     )
 
     def __init__(self, call_id: str, span: Span, logged_by_opik: bool) -> None:
@@ -77,11 +82,25 @@ class Call:
         self.span = span
         self.logged_by_opik = logged_by_opik
         self.done = False
-        self.stream: object | None = None  # a weak reference to the stream, once there is one
+        self.stream: str | None = None  # the stream's model, once the result is a stream
+        # Weak references whose death means the call was given up (see `watch`).
+        self.watchers: list[weakref.ref[Any]] = []
         self.chunks: list[Any] | None = None
         self.last_chunk_ns: int | None = None
         # Tracked calls that returned this call's stream: (span, capture_output).
         self.owners: list[tuple[Span, bool]] = []
+
+    def watch(self, obj: Any) -> None:
+        """Give the call up if `obj` (its LiteLLM logging object, its stream) dies first.
+
+        A cancelled call and a stream dropped unread end that way: no LiteLLM
+        callback ever reports them. The references live on this call, which
+        `live_calls` keeps until it ends, so they cost nothing afterwards.
+        """
+        self.watchers.append(weakref.ref(obj, self._on_watched_death))
+
+    def _on_watched_death(self, _: weakref.ref[Any]) -> None:
+        self.give_up()
 
     def _claim(self) -> bool:
         """True for the one caller that gets to end this call."""
@@ -90,16 +109,17 @@ class Call:
                 return False
             self.done = True
             live_calls.pop(self.call_id, None)
-            return True
+        self.watchers.clear()
+        return True
 
-    def succeed(self, result: Any, end_ns: int | None = None) -> None:
-        """The call returned `result` (not a stream)."""
+    def succeed(self, result: Any) -> None:
+        """The call returned `result` (not a stream): the span ends now."""
         if not self._claim():
             return
         if self.logged_by_opik:
             return  # LiteLLM's Opik callback logs this success; the span is dropped
         describe_result(self.span, result)
-        self._end_llm_span(end_ns)
+        self.span.end()
 
     def fail(self, error: BaseException) -> None:
         """The call, or its stream, raised `error`; logged by tracekit in every setup."""
@@ -141,8 +161,6 @@ class Call:
         span = self.span
         if end_ns is not None and span._end_ns is None:
             span._end_ns = max(end_ns, span._start_ns)
-            from tracekit._pipeline import emit
-
             emit(span)
         else:
             span.end()
@@ -177,8 +195,9 @@ def begin(
     try:
         span = Span(f"litellm.{call_type}", "llm", active_span.get())
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
-        span.input = {k: kwargs[k] for k in INPUT_ARGUMENTS if kwargs.get(k) is not None}
-        parameters = {k: kwargs[k] for k in MODEL_PARAMETERS if kwargs.get(k) is not None}
+        keys = kwargs.keys()
+        span.input = {k: kwargs[k] for k in keys & INPUT_ARGUMENTS if kwargs[k] is not None}
+        parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
         if parameters:
             span.metadata = {**(span.metadata or {}), "model_parameters": parameters}
         call = Call(call_id, span, logged_by_opik)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
 from collections.abc import Callable
 from time import time_ns as _time_ns
 from typing import Any
@@ -98,11 +97,13 @@ def _on_function_setup(
     call_id = kwargs.get("litellm_call_id")
     if isinstance(call_id, str):
         call_type = args[0] if args and isinstance(args[0], str) else "call"
-        fields = dict(kwargs)
-        if len(args) > 3 and "model" not in fields:
-            fields["model"] = args[3]
-        if len(args) > 4 and "messages" not in fields:
-            fields["messages"] = args[4]
+        fields = kwargs
+        if len(args) > 3:  # model (and messages) given positionally
+            fields = {
+                "model": args[3],
+                **dict(zip(("messages",), args[4:5], strict=False)),
+                **kwargs,
+            }
         call = begin(call_id, call_type, fields, _opik_callback_active())
         parent = call.span._parent if call is not None else None
         if parent is not None:
@@ -113,7 +114,7 @@ def _on_function_setup(
     result = wrapped(*args, **kwargs)
     if call is not None:
         try:
-            weakref.finalize(result[0], call.give_up)
+            call.watch(result[0])  # its logging object outlives a normal end
         except Exception:
             log_once("litellm:finalize", "tracekit: could not watch a LiteLLM call's end")
     return result
@@ -133,13 +134,12 @@ def _on_response(
         call = _call_of(kwargs.get("logging_obj", args[1] if len(args) > 1 else None))
         if call is not None:
             if isinstance(result, CustomStreamWrapper):
-                call.stream = weakref.ref(result)
+                call.stream = result.model
                 call.chunks = result.chunks
                 setattr(result, STATE_ATTRIBUTE, call)
-                weakref.finalize(result, call.give_up)  # dropped unfinished: still logged
+                call.watch(result)  # dropped unfinished: still logged
             else:
-                end = kwargs.get("end_time")
-                call.succeed(result, round(end.timestamp() * 1e9) if end is not None else None)
+                call.succeed(result)  # LiteLLM calls this as the result comes back
     except Exception:
         log_once("litellm:result", "tracekit: could not record a LiteLLM result")
     return returned

@@ -1,0 +1,120 @@
+"""What `tracekit.instrument_litellm()` adds to a LiteLLM call and to each streamed chunk.
+
+Run: `make bench-litellm` (or `.venv/bin/python benchmarks/litellm_overhead.py`).
+
+Per call: `litellm.completion(mock_response=...)` under a tracekit span, with
+and without instrumenting, in interleaved rounds (medians); LiteLLM's own cost
+is the uninstrumented call. Exporter "none": export is measured in export.py.
+
+Per chunk: the wrapper tracekit puts around `CustomStreamWrapper.__next__`,
+timed around a trivial `__next__` so LiteLLM's own per-chunk work (which is
+large and noisy) does not hide it; plus, for scale, LiteLLM's own time per
+chunk of a mock stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OPIK_SENTRY_ENABLE", "false")
+os.environ.setdefault("OPIK_ANALYTICS_ENABLE", "false")
+
+import litellm
+import wrapt
+
+import tracekit
+from tracekit.integrations import litellm as integration
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def call_cost(calls: int) -> float:
+    start = time.perf_counter()
+    with tracekit.span("agent"):
+        for _ in range(calls):
+            litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="hello")
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def per_call(rounds: int, calls: int) -> tuple[float, float]:
+    plain: list[float] = []
+    traced: list[float] = []
+    call_cost(calls)  # warm up both paths
+    tracekit.instrument_litellm()
+    call_cost(calls)
+    tracekit.uninstrument_litellm()
+    for _ in range(rounds):
+        plain.append(call_cost(calls))
+        tracekit.instrument_litellm()
+        traced.append(call_cost(calls))
+        tracekit.uninstrument_litellm()
+    return statistics.median(plain), statistics.median(traced)
+
+
+class _Stream:
+    """Stands in for CustomStreamWrapper: a __next__ that does nothing."""
+
+    def __next__(self) -> int:
+        return 1
+
+
+class _TracedStream:
+    def __next__(self) -> int:
+        return 1
+
+
+wrapt.wrap_function_wrapper(_TracedStream, "__next__", integration._on_next)
+
+
+def per_chunk_wrapper(chunks: int, rounds: int) -> float:
+    plain, traced = _Stream(), _TracedStream()
+    traced.__dict__[integration.STATE_ATTRIBUTE] = None  # like a stream with its call
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(chunks):
+            next(plain)
+        middle = time.perf_counter()
+        for _ in range(chunks):
+            next(traced)
+        end = time.perf_counter()
+        samples.append(((end - middle) - (middle - start)) / chunks * 1e6)
+    return statistics.median(samples)
+
+
+def litellm_per_chunk() -> float:
+    text = "".join(f"w{i} " for i in range(300))
+    stream = litellm.completion(
+        model="gpt-4o-mini", messages=MESSAGES, mock_response=text, stream=True
+    )
+    start = time.perf_counter()
+    count = sum(1 for _ in stream)
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--calls", type=int, default=100)
+    args = parser.parse_args()
+    tracekit.configure(exporter="none")
+    plain, traced = per_call(args.rounds, args.calls)
+    wrapper_us = per_chunk_wrapper(200_000, args.rounds)
+    own_chunk_us = litellm_per_chunk()
+    print(f"Medians of {args.rounds} interleaved rounds.\n")
+    print("| measure | LiteLLM alone | added by tracekit | share |")
+    print("|---|---|---|---|")
+    added = traced - plain
+    print(f"| completion(mock_response) | {plain:.0f} µs | {added:.1f} µs | {added / plain:.2%} |")
+    print(
+        f"| per streamed chunk | {own_chunk_us:.0f} µs | {wrapper_us:.2f} µs | "
+        f"{wrapper_us / own_chunk_us:.3%} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
