@@ -184,6 +184,7 @@ def test_tracekit_track_nests_inside_opik_track(server: OpikServer) -> None:
 
     @tracekit.track
     def inner() -> str:
+        tracekit.update_current_trace(tags=["ignored: the trace is opik's"])
         return "t"
 
     @opik.track(name="outer_opik")

@@ -178,17 +178,18 @@ class Span:
 
         It is never ended or exported: its trace belongs to the other tracer.
         """
-        stand_in = cls.__new__(cls)
+        stand_in = cls.__new__(cls)  # not __init__: that would ask the hooks for a parent
+        for slot in cls.__slots__:
+            setattr(stand_in, slot, None)
         stand_in._foreign = True
-        stand_in._end_ns = None
-        stand_in._parent = None
+        stand_in._start_ns = time_ns()
         stand_in._root = stand_in
         stand_in._id = span_id
         stand_in._trace_id = trace_id
+        stand_in.name = "foreign"
+        stand_in.type = "general"
         stand_in.project_name = project_name
         stand_in.thread_id = thread_id
-        stand_in.tags = None
-        stand_in.name = "foreign"
         return stand_in
 
     @property
