@@ -128,3 +128,17 @@ def test_litellm_trio_example(tmp_path: Path) -> None:
     assert lines[0].startswith("main_task [general]")
     assert sum(line.startswith(("├── ask", "└── ask")) for line in lines) == 2
     assert sum("└── litellm.completion [llm]" in line for line in lines) == 2
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    """README.md starts with exactly `make demo` and `make test`, and documents each area."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    block = readme.split("```")[1].strip().splitlines()
+    assert [line.split("#")[0].strip() for line in block[1:]] == ["make demo", "make test"]
+    for heading in (
+        "## LiteLLM in one line",
+        "## Where spans go",
+        "## The `tracekit` command",
+        "## Overhead",
+    ):
+        assert heading in readme
