@@ -14,17 +14,7 @@ Run: `.venv/bin/python examples/litellm_app.py`.
 
 from __future__ import annotations
 
-import os
-
-# Keep every byte on this machine: LiteLLM fetches its cost map and Opik
-# reports to Sentry and analytics unless told not to.
-for _name, _value in (
-    ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
-    ("OPIK_SENTRY_ENABLE", "false"),
-    ("OPIK_ANALYTICS_ENABLE", "false"),
-):
-    os.environ.setdefault(_name, _value)
-
+import _offline  # noqa: F401  (before litellm: no traffic beyond this machine)
 import litellm
 
 import tracekit
