@@ -557,3 +557,13 @@ def test_credentials_never_reach_a_span_or_a_log_line(
     assert secret not in dumped
     assert "user:pass" not in dumped
     assert secret not in caplog.text
+
+
+def test_the_input_is_the_messages_as_they_were_at_the_call(tracekit_capture: Capture) -> None:
+    """Appending the reply to the messages list afterwards does not change the span's input."""
+    history = [{"role": "user", "content": "hi"}]
+    with tracekit.span("chat"):
+        reply = completion(model=MODEL, messages=history, mock_response="hello")
+    history.append({"role": "assistant", "content": reply.choices[0].message.content})
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.input == {"messages": [{"role": "user", "content": "hi"}]}

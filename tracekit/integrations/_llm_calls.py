@@ -196,7 +196,12 @@ def begin(
         span = Span(f"litellm.{call_type}", "llm", active_span.get())
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()
-        span.input = {k: kwargs[k] for k in keys & INPUT_ARGUMENTS if kwargs[k] is not None}
+        # A shallow copy: chat code often appends the reply to the same list later.
+        span.input = {
+            k: list(v) if isinstance(v, list) else v
+            for k in keys & INPUT_ARGUMENTS
+            if (v := kwargs[k]) is not None
+        }
         parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
         if parameters:
             span.metadata = {**(span.metadata or {}), "model_parameters": parameters}
