@@ -82,7 +82,7 @@ class Call:
         self.span = span
         self.logged_by_opik = logged_by_opik
         self.done = False
-        self.stream: str | None = None  # the stream's model, once the result is a stream
+        self.stream = False  # True once LiteLLM returned a stream
         # Weak references whose death means the call was given up (see `watch`).
         self.watchers: list[weakref.ref[Any]] = []
         self.chunks: list[Any] | None = None
@@ -149,7 +149,7 @@ class Call:
         """
         if not self._claim():
             return
-        if self.stream is not None:
+        if self.stream:
             text = self._streamed_text()
             self.span.update(output=text, metadata={"stream_completed": False})
             self._end_llm_span(self.last_chunk_ns)

@@ -95,23 +95,28 @@ def _on_function_setup(
 ) -> Any:
     call: Call | None = None
     call_id = kwargs.get("litellm_call_id")
-    if isinstance(call_id, str):
-        call_type = args[0] if args and isinstance(args[0], str) else "call"
-        fields = kwargs
-        if len(args) > 3:  # model (and messages) given positionally
-            fields = {
-                "model": args[3],
-                **dict(zip(("messages",), args[4:5], strict=False)),
-                **kwargs,
-            }
-        call = begin(call_id, call_type, fields, _opik_callback_active())
-        parent = call.span._parent if call is not None else None
-        if parent is not None:
-            try:
+    try:
+        if isinstance(call_id, str):
+            call_type = args[0] if args and isinstance(args[0], str) else "call"
+            fields = kwargs
+            if len(args) > 3:  # model (and messages) given positionally
+                fields = {
+                    "model": args[3],
+                    **dict(zip(("messages",), args[4:5], strict=False)),
+                    **kwargs,
+                }
+            call = begin(call_id, call_type, fields, _opik_callback_active())
+            parent = call.span._parent if call is not None else None
+            if parent is not None:
                 _with_opik_metadata(kwargs, parent)
-            except Exception:
-                log_once("litellm:metadata", "tracekit: could not fill a LiteLLM call's metadata")
-    result = wrapped(*args, **kwargs)
+    except Exception:
+        log_once("litellm:setup", "tracekit: could not prepare a LiteLLM call")
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:  # LiteLLM refused the call before it started
+        if call is not None:
+            call.fail(exc)
+        raise
     if call is not None:
         try:
             call.watch(result[0])  # its logging object outlives a normal end
@@ -134,7 +139,7 @@ def _on_response(
         call = _call_of(kwargs.get("logging_obj", args[1] if len(args) > 1 else None))
         if call is not None:
             if isinstance(result, CustomStreamWrapper):
-                call.stream = result.model
+                call.stream = True
                 call.chunks = result.chunks
                 setattr(result, STATE_ATTRIBUTE, call)
                 call.watch(result)  # dropped unfinished: still logged
@@ -282,7 +287,7 @@ def _drain_litellm(timeout: float) -> None:
 def _give_up_live_calls(timeout: float) -> None:
     """At exit, calls still open (streams never finished) are logged as given up."""
     for call in list(live_calls.values()):
-        if call.stream is not None:
+        if call.stream:
             call.give_up()
 
 
