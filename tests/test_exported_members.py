@@ -25,3 +25,15 @@ def test_implementation_modules_are_private() -> None:
     names = [m.name for m in pkgutil.iter_modules(tracekit.__path__)]
     public = [n for n in names if not n.startswith("_") and not n[0].isupper()]
     assert set(public) <= {"testing", "cli", "exporters", "integrations"}
+
+
+def test_import_tracekit_loads_neither_litellm_nor_opik() -> None:
+    """`import tracekit` stays fast: litellm and opik load only when asked for."""
+    import subprocess
+    import sys
+
+    probe = "import sys, tracekit; print('litellm' in sys.modules, 'opik' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
