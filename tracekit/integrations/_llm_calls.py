@@ -20,7 +20,7 @@ from tracekit._log import log_once
 from tracekit._pipeline import emit
 from tracekit._span import Span
 
-__all__ = ["Call", "LLMCallInterrupted", "begin", "live_calls"]
+__all__ = ["Call", "LLMCallInterrupted", "awaiting_opik", "begin", "live_calls"]
 
 # Arguments recorded as the LLM span's input, and as its model parameters.
 # Everything else (api_key, api_base, credentials, headers, ...) is never read.
@@ -60,6 +60,10 @@ class LLMCallInterrupted(Exception):
 _lock = threading.Lock()
 # Calls whose LLM span has not ended yet, by litellm_call_id.
 live_calls: dict[str, Call] = {}
+# Successful calls LiteLLM's Opik callback has yet to log, by litellm_call_id.
+# Notified when one is logged, so a flush can wait for them all.
+awaiting_opik: dict[str, Call] = {}
+opik_logged = threading.Condition(_lock)
 
 
 class Call:
@@ -116,10 +120,11 @@ class Call:
         """The call returned `result` (not a stream): the span ends now."""
         if not self._claim():
             return
-        if self.logged_by_opik:
-            return  # LiteLLM's Opik callback logs this success; the span is dropped
         describe_result(self.span, result)
-        self.span.end()
+        if self.logged_by_opik:
+            self._await_opik()
+        else:
+            self.span.end()
 
     def fail(self, error: BaseException) -> None:
         """The call, or its stream, raised `error`; logged by tracekit in every setup."""
@@ -137,10 +142,22 @@ class Call:
         if not self._claim():
             return
         text = self._streamed_text()
-        if not self.logged_by_opik:
-            self.span.update(output=text, usage=usage, total_cost=cost)
+        self.span.update(output=text, usage=usage, total_cost=cost)
+        if self.logged_by_opik:
+            self.span._end_ns = self.last_chunk_ns  # kept in case the callback never logs it
+            self._await_opik()
+        else:
             self._end_llm_span(self.last_chunk_ns)
         self._end_owners(text, completed=True)
+
+    def _await_opik(self) -> None:
+        """LiteLLM's Opik callback will log this success: keep the span only as a fallback."""
+        with _lock:
+            awaiting_opik[self.call_id] = self
+
+    def log_unlogged_success(self) -> None:
+        """The Opik callback never logged this success (its event was lost): tracekit does."""
+        self._end_llm_span(self.span._end_ns)
 
     def give_up(self) -> None:
         """The call ended without a result: a stream abandoned, or a call cancelled.
@@ -159,7 +176,7 @@ class Call:
 
     def _end_llm_span(self, end_ns: int | None) -> None:
         span = self.span
-        if end_ns is not None and span._end_ns is None:
+        if end_ns is not None:
             span._end_ns = max(end_ns, span._start_ns)
             emit(span)
         else:
@@ -186,6 +203,21 @@ class Call:
             if isinstance(content, str):
                 parts.append(content)
         return "".join(parts)
+
+
+def opik_callback_logged(call_id: object) -> None:
+    """LiteLLM's Opik callback has logged the call `call_id`."""
+    if not isinstance(call_id, str):
+        return
+    with opik_logged:
+        if awaiting_opik.pop(call_id, None) is not None:
+            opik_logged.notify_all()
+
+
+def wait_for_opik_callback(timeout: float) -> bool:
+    """Wait until LiteLLM's Opik callback logged every success it was handed."""
+    with opik_logged:
+        return opik_logged.wait_for(lambda: not awaiting_opik, timeout)
 
 
 def begin(

@@ -36,6 +36,7 @@ from typing import Any
 import litellm
 import litellm.utils as litellm_utils
 import wrapt
+from litellm.integrations.opik.opik import OpikLogger
 from litellm.litellm_core_utils.litellm_logging import Logging
 from litellm.litellm_core_utils.streaming_handler import (
     CustomStreamWrapper,
@@ -268,14 +269,9 @@ def _drain_litellm(timeout: float) -> None:
             if bound is None or bound.is_closed() or not bound.is_running():
                 GLOBAL_LOGGING_WORKER._flush_on_exit()  # type: ignore[no-untyped-call]
                 asyncio.set_event_loop(None)
-        executor = getattr(litellm_utils, "executor", None)
-        if executor is not None and not getattr(executor, "_shutdown", False):
-            done = threading.Event()  # its workers run the sync success callbacks
-            try:
-                executor.submit(done.set)
-            except RuntimeError:  # interpreter shutdown: its threads were already joined
-                done.set()
-            done.wait(timeout)
+            # Sync success callbacks run on LiteLLM's executor, async ones on its
+            # worker; with a loop running in this thread, waiting would only block it.
+            _llm_calls.wait_for_opik_callback(timeout)
         if _opik_callback_active():
             from opik.api_objects import opik_client
 
@@ -284,11 +280,28 @@ def _drain_litellm(timeout: float) -> None:
         log_once("litellm:drain", "tracekit: could not flush LiteLLM's pending callbacks")
 
 
-def _give_up_live_calls(timeout: float) -> None:
-    """At exit, calls still open (streams never finished) are logged as given up."""
+def _settle_calls_at_exit(timeout: float) -> None:
+    """At exit: streams never finished are logged as given up, and successes that
+    LiteLLM's Opik callback never got to log (its event lost) are logged by tracekit."""
     for call in list(live_calls.values()):
         if call.stream:
             call.give_up()
+    _drain_litellm(timeout)
+    for call in list(_llm_calls.awaiting_opik.values()):
+        _llm_calls.awaiting_opik.pop(call.call_id, None)
+        call.log_unlogged_success()
+
+
+def _on_opik_logged(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Around OpikLogger's success methods: note which calls it has logged."""
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        event = kwargs.get("kwargs", args[0] if args else None)
+        if isinstance(event, dict):
+            _llm_calls.opik_callback_logged(event.get("litellm_call_id"))
 
 
 def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
@@ -308,10 +321,12 @@ def instrument_litellm() -> None:
         _patch(CustomStreamWrapper, "__next__", _on_next)
         _patch(CustomStreamWrapper, "__anext__", _on_anext)
         _patch(CustomStreamWrapper, "aclose", _on_aclose)
+        _patch(OpikLogger, "log_success_event", _on_opik_logged)
+        _patch(OpikLogger, "async_log_success_event", _on_opik_logged)
         _hooks.end_with_result = _keep_open_for_stream
         opik_interop.install()
         _hooks.before_flush.append(_drain_litellm)
-        _config.at_exit.append(_give_up_live_calls)
+        _config.at_exit.append(_settle_calls_at_exit)
 
 
 def uninstrument_litellm() -> None:
@@ -325,5 +340,5 @@ def uninstrument_litellm() -> None:
             _hooks.end_with_result = None
         if _drain_litellm in _hooks.before_flush:
             _hooks.before_flush.remove(_drain_litellm)
-        if _give_up_live_calls in _config.at_exit:
-            _config.at_exit.remove(_give_up_live_calls)
+        if _settle_calls_at_exit in _config.at_exit:
+            _config.at_exit.remove(_settle_calls_at_exit)
