@@ -1,6 +1,6 @@
 """LiteLLM: every call made under an active span is attached to it, streams included.
 
-`instrument_litellm()` patches four places, all looked up by LiteLLM at call
+`instrument_litellm()` patches these places, all looked up by LiteLLM at call
 time, so functions imported before instrumenting are covered too (checked
 against litellm 1.105.7):
 
@@ -15,7 +15,10 @@ against litellm 1.105.7):
 - `Logging.failure_handler`, called inline on every failure;
 - `CustomStreamWrapper.__next__` / `__anext__` / `aclose`: a stream's span
   ends when the consumer gets its last chunk, and a stream dropped early is
-  still logged (with `stream_completed: False`).
+  still logged (with `stream_completed: False`);
+- `OpikLogger.log_success_event` / `async_log_success_event`: which
+  successes LiteLLM's Opik callback has logged, so `flush()` can wait for
+  them and, at exit, tracekit logs the ones it never got to.
 
 With LiteLLM's own Opik callback on, it logs successful calls and tracekit
 only fills in the metadata; failures, cancelled calls and abandoned streams,
