@@ -131,17 +131,39 @@ def test_function_imported_before_instrumenting_is_covered(tracekit_capture: Cap
     assert llm.parent_id == agent.id
 
 
-def test_instrumenting_twice_is_once_and_uninstrument_restores(tracekit_capture: Capture) -> None:
-    """instrument twice logs one span per call; uninstrument puts LiteLLM back as it was."""
+def _patched_attributes() -> dict[str, Any]:
     import litellm.utils as litellm_utils
+    from litellm.integrations.opik.opik import OpikLogger
+    from litellm.litellm_core_utils.litellm_logging import Logging
+    from opik.decorator import span_creation_handler
 
+    return {
+        "function_setup": litellm_utils.function_setup,
+        "update_response_metadata": litellm_utils.update_response_metadata,
+        "failure_handler": Logging.__dict__["failure_handler"],
+        "__next__": CustomStreamWrapper.__dict__["__next__"],
+        "__anext__": CustomStreamWrapper.__dict__["__anext__"],
+        "aclose": CustomStreamWrapper.__dict__["aclose"],
+        "log_success_event": OpikLogger.__dict__["log_success_event"],
+        "async_log_success_event": OpikLogger.__dict__["async_log_success_event"],
+        "create_span": span_creation_handler.__dict__["create_span_respecting_context"],
+    }
+
+
+def test_instrumenting_twice_is_once_and_uninstrument_restores(tracekit_capture: Capture) -> None:
+    """instrument twice logs one span per call; uninstrument puts back every original."""
+    tracekit.uninstrument_litellm()
+    originals = _patched_attributes()
     tracekit.instrument_litellm()
+    tracekit.instrument_litellm()
+    patched = _patched_attributes()
+    assert all(patched[name] is not originals[name] for name in originals)
     with tracekit.span("agent"):
         completion(model=MODEL, messages=MESSAGES, mock_response="ok")
     assert len(llm_spans(tracekit_capture)) == 1
     tracekit.uninstrument_litellm()
-    assert not hasattr(litellm_utils.function_setup, "__wrapped__")
-    assert not hasattr(CustomStreamWrapper.__dict__["__next__"], "__wrapped__")
+    restored = _patched_attributes()
+    assert all(restored[name] is originals[name] for name in originals)
     with tracekit.span("agent"):
         completion(model=MODEL, messages=MESSAGES, mock_response="ok")
     assert len(llm_spans(tracekit_capture)) == 1
