@@ -589,3 +589,32 @@ def test_the_input_is_the_messages_as_they_were_at_the_call(tracekit_capture: Ca
     history.append({"role": "assistant", "content": reply.choices[0].message.content})
     (llm,) = llm_spans(tracekit_capture)
     assert llm.input == {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_a_provider_error_quoting_the_api_key_is_redacted(
+    tracekit_capture: Capture, tmp_path: Any
+) -> None:
+    """An error message that repeats the call's api_key shows REDACTED in the span and file."""
+    secret = "sk-proj-quoted-back-1234"
+    tracekit.configure(exporter="sqlite", db_path=tmp_path / "t.db", flush_interval=0.01)
+    try:
+        with tracekit.span("agent"), pytest.raises(litellm.InternalServerError) as raised:
+            completion(
+                model=MODEL,
+                messages=MESSAGES,
+                api_key=secret,
+                extra_headers={"Authorization": f"Bearer {secret}x"},
+                mock_response=Exception(f"Incorrect API key provided: {secret}"),
+            )
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    assert secret in str(raised.value)  # the caller's exception is untouched
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.error_info is not None
+    assert secret not in llm.error_info["message"]
+    assert "REDACTED" in llm.error_info["message"]
+    assert secret not in llm.error_info["traceback"]
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("t.db*"))  # WAL included
+    assert b"Incorrect API key provided" in stored
+    assert secret.encode() not in stored

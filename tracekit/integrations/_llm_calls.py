@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from tracekit._capture import REDACTED, Redactor
 from tracekit._context import active_span
 from tracekit._log import log_once
 from tracekit._pipeline import emit
@@ -47,6 +48,44 @@ MODEL_PARAMETERS = frozenset(
         "dimensions",
     )
 )
+
+
+_secret_keys = Redactor()
+
+
+class LLMSpan(Span):
+    """An LLM call's span: its error text never shows the call's credentials.
+
+    Provider errors sometimes quote the API key they rejected; the values of
+    the call's secret-named arguments are replaced in `error_info`.
+    """
+
+    __slots__ = ("secret_values",)
+
+    secret_values: tuple[str, ...]
+
+    @property
+    def error_info(self) -> dict[str, str] | None:
+        info = super().error_info
+        if info is None or not self.secret_values:
+            return info
+        for key in ("message", "traceback"):
+            text = info[key]
+            for secret in self.secret_values:
+                text = text.replace(secret, REDACTED)
+            info[key] = text
+        return info
+
+
+def _secret_values(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The call's credentials: string values of secret-named arguments (and headers)."""
+    found: list[str] = []
+    for key, value in kwargs.items():
+        if isinstance(value, Mapping) and key.endswith("headers"):
+            found.extend(_secret_values(value))
+        elif isinstance(value, str) and len(value) >= 6 and _secret_keys.is_secret(key):
+            found.append(value)
+    return tuple(found)
 
 
 class LLMCallInterrupted(Exception):
@@ -225,7 +264,8 @@ def begin(
 ) -> Call | None:
     """Open the LLM span of a call LiteLLM is setting up, under the active span."""
     try:
-        span = Span(f"litellm.{call_type}", "llm", active_span.get())
+        span = LLMSpan(f"litellm.{call_type}", "llm", active_span.get())
+        span.secret_values = _secret_values(kwargs)
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()
         # A shallow copy: chat code often appends the reply to the same list later.
