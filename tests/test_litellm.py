@@ -618,3 +618,25 @@ def test_a_provider_error_quoting_the_api_key_is_redacted(
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("t.db*"))  # WAL included
     assert b"Incorrect API key provided" in stored
     assert secret.encode() not in stored
+
+
+def test_open_calls_are_bounded(tracekit_capture: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_LIVE_CALLS open calls (streams never read), the oldest is given up and logged."""
+    from tracekit.integrations import _llm_calls
+
+    for leftover in list(_llm_calls.live_calls.values()):  # from earlier tests' streams
+        leftover.give_up()
+    tracekit_capture.clear()
+    monkeypatch.setattr(_llm_calls, "MAX_LIVE_CALLS", 2)
+    with tracekit.span("agent"):
+        streams = [
+            completion(model=MODEL, messages=MESSAGES, mock_response=f"s{i}", stream=True)
+            for i in range(3)
+        ]
+    (oldest,) = llm_spans(tracekit_capture)
+    assert oldest.metadata is not None
+    assert oldest.metadata["stream_completed"] is False
+    assert len(_llm_calls.live_calls) == 2
+    for stream in streams:
+        list(stream)
+    assert len(llm_spans(tracekit_capture)) == 3

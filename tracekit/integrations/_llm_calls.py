@@ -97,8 +97,11 @@ class LLMCallInterrupted(Exception):
 
 
 _lock = threading.Lock()
-# Calls whose LLM span has not ended yet, by litellm_call_id.
+# Calls whose LLM span has not ended yet, by litellm_call_id (oldest first).
 live_calls: dict[str, Call] = {}
+# Beyond this many open calls the oldest is given up: LiteLLM keeping calls
+# alive forever must not grow memory without bound.
+MAX_LIVE_CALLS = 10_000
 # Successful calls LiteLLM's Opik callback has yet to log, by litellm_call_id.
 # Notified when one is logged, so a flush can wait for them all.
 awaiting_opik: dict[str, Call] = {}
@@ -280,6 +283,15 @@ def begin(
         call = Call(call_id, span, logged_by_opik)
         with _lock:
             live_calls[call_id] = call
+            oldest = next(iter(live_calls.values())) if len(live_calls) > MAX_LIVE_CALLS else None
+        if oldest is not None:
+            log_once(
+                "litellm:too-many",
+                "tracekit: over %d LiteLLM calls open; giving up the oldest",
+                MAX_LIVE_CALLS,
+                exc_info=False,
+            )
+            oldest.give_up()
         return call
     except Exception:
         log_once("litellm:begin", "tracekit: could not open the LLM span of a LiteLLM call")
