@@ -230,19 +230,20 @@ def exporter_name() -> str:
     return _pipeline.exporter_name
 
 
-# Called at exit before the final flush (e.g. to close calls still open).
+# Called at exit after integrations were drained, before the final flush
+# (e.g. to log calls that will now never finish).
 at_exit: list[Callable[[float], None]] = []
 
 
 @atexit.register
 def _flush_at_exit() -> None:
     timeout = _pipeline.exit_timeout
+    _run_before_flush(timeout)
     for hook in list(at_exit):
         try:
             hook(timeout)
         except Exception:
             log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
-    _run_before_flush(timeout)
     processor = _pipeline.processor
     if processor is not None:
         processor.shutdown(timeout)

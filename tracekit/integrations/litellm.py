@@ -284,12 +284,11 @@ def _drain_litellm(timeout: float) -> None:
 
 
 def _settle_calls_at_exit(timeout: float) -> None:
-    """At exit: streams never finished are logged as given up, and successes that
-    LiteLLM's Opik callback never got to log (its event lost) are logged by tracekit."""
+    """At exit, after `_drain_litellm`: streams never finished are logged as given up,
+    and successes LiteLLM's Opik callback never got to log are logged by tracekit."""
     for call in list(live_calls.values()):
         if call.stream:
             call.give_up()
-    _drain_litellm(timeout)
     for call in list(_llm_calls.awaiting_opik.values()):
         _llm_calls.awaiting_opik.pop(call.call_id, None)
         call.log_unlogged_success()
