@@ -9,6 +9,7 @@ The file may hold prompts, so its folder is created 0700 and the file 0600.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -62,7 +63,7 @@ _TRACE_COLUMNS = (
 
 
 class StoreError(Exception):
-    """The trace file is missing, unreadable, or not a tracekit store."""
+    """The trace file is missing, unreadable, unwritable, or not a tracekit store."""
 
 
 def _create_private_file(path: Path) -> None:
@@ -89,7 +90,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
 
 
@@ -168,7 +169,11 @@ def _trace_row(trace: TraceRecord) -> tuple[Any, ...]:
 
 
 def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
-    """Insert (or replace) a batch's spans and traces in one transaction."""
+    """Insert (or replace) a batch's spans and traces in one transaction.
+
+    A failed write (disk full, read-only file, lock timeout) raises `StoreError`
+    naming the file and SQLite's own reason; nothing of the batch is kept.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         if batch.spans:
@@ -182,9 +187,29 @@ def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
                 [_trace_row(t) for t in batch.traces],
             )
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        _rollback(conn)
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"cannot write to the trace store at {_path_of(conn)}: {exc}") from exc
         raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open, never hiding the error that got us here.
+
+    On some errors (SQLITE_FULL, SQLITE_IOERR, ...) SQLite has already rolled
+    back by itself, and a ROLLBACK would fail with "no transaction is active".
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    try:
+        return str(conn.execute("PRAGMA database_list").fetchone()[2]) or "(memory)"
+    except sqlite3.Error:
+        return "(unknown path)"
 
 
 def _loads(text: str | None) -> Any:
