@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 import tracekit
+from tracekit import _hooks
+from tracekit._span import Span
 from tracekit.testing import Capture
 
 
@@ -120,3 +124,134 @@ def test_context_rejects_bad_argument_types(kwargs: dict[str, object], fragment:
     """context() raises a TypeError naming the bad argument and value."""
     with pytest.raises(TypeError, match=fragment.replace("[", r"\[").replace(".", r"\.")):
         tracekit.context(**kwargs)  # type: ignore[arg-type]
+
+
+def _exit(block: tracekit.span) -> None:
+    block.__exit__(None, None, None)
+
+
+def _enter_a_and_b_exit_a_first() -> tuple[Span, Span]:
+    """Enter A, then B inside it; exit A, then B. Returns their spans."""
+    a, b = tracekit.span("A"), tracekit.span("B")
+    span_a, span_b = a.__enter__(), b.__enter__()
+    _exit(a)
+    _exit(b)
+    return span_a, span_b
+
+
+def test_outer_block_exited_first_leaves_no_span_active(tracekit_capture: Capture) -> None:
+    """Exiting A before B (B opened inside A) leaves no span active and keeps the parents."""
+    span_a, span_b = _enter_a_and_b_exit_a_first()
+    assert tracekit.current_span() is None
+    with tracekit.span("after") as after:
+        pass
+    assert after.parent_id is None
+    assert (span_a.parent_id, span_b.parent_id) == (None, span_a.id)
+
+
+def test_inner_block_stays_active_after_its_outer_block_exits(tracekit_capture: Capture) -> None:
+    """While B is open, exiting its outer block A keeps B active: new spans nest under B."""
+    a, b = tracekit.span("A"), tracekit.span("B")
+    a.__enter__()
+    span_b = b.__enter__()
+    _exit(a)
+    assert tracekit.current_span() is span_b
+    with tracekit.span("inside B") as inside:
+        pass
+    _exit(b)
+    assert inside.parent_id == span_b.id
+
+
+def test_out_of_order_exits_inside_an_open_span_return_to_it(tracekit_capture: Capture) -> None:
+    """With O > A > B, exiting A then B makes O active again; new spans nest under O."""
+    with tracekit.span("O") as span_o:
+        span_a, span_b = _enter_a_and_b_exit_a_first()
+        assert tracekit.current_span() is span_o
+        with tracekit.span("after") as after:
+            pass
+    assert after.parent_id == span_o.id
+    assert (span_a.parent_id, span_b.parent_id) == (span_o.id, span_a.id)
+
+
+def test_exiting_a_block_leaves_a_later_block_active(tracekit_capture: Capture) -> None:
+    """B exiting while C (opened after A, B's parent, exited) is active leaves C active."""
+    a, b, c = tracekit.span("A"), tracekit.span("B"), tracekit.span("C")
+    a.__enter__()
+    span_b = b.__enter__()
+    _exit(a)
+    span_c = c.__enter__()
+    _exit(b)
+    assert tracekit.current_span() is span_c
+    _exit(c)
+    assert tracekit.current_span() is None
+    assert span_c.parent_id == span_b.id
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        order
+        for order in itertools.permutations(range(3))
+        if order != (2, 1, 0)  # the in-order exit is covered above
+    ],
+)
+def test_any_exit_order_keeps_the_innermost_open_block_active(
+    tracekit_capture: Capture, order: tuple[int, ...]
+) -> None:
+    """After each exit of three nested blocks, in any order, the innermost open one is active."""
+    blocks = [tracekit.span(name) for name in "ABC"]
+    spans = [block.__enter__() for block in blocks]
+    still_open = [0, 1, 2]
+    for index in order:
+        _exit(blocks[index])
+        still_open.remove(index)
+        expected = spans[still_open[-1]] if still_open else None
+        assert tracekit.current_span() is expected
+    assert [s.parent_id for s in spans] == [None, spans[0].id, spans[1].id]
+
+
+def test_out_of_order_exits_never_activate_another_tracers_span(
+    tracekit_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If an integration parents A to another tracer's span, exiting A then B leaves none active."""
+    other = Span.foreign("opik-span", "opik-trace", None, None)
+    monkeypatch.setattr(_hooks, "choose_parent", lambda parent: parent or other)
+    span_a, span_b = _enter_a_and_b_exit_a_first()
+    assert tracekit.current_span() is None
+    assert (span_a.parent_id, span_b.parent_id) == ("opik-span", span_a.id)
+
+
+@pytest.mark.anyio
+async def test_async_outer_block_exited_first_leaves_no_span_active(
+    tracekit_capture: Capture,
+) -> None:
+    """`async with` blocks A > B exited A first leave no span active and keep the parents."""
+    a, b = tracekit.span("A"), tracekit.span("B")
+    span_a = await a.__aenter__()
+    span_b = await b.__aenter__()
+    await a.__aexit__(None, None, None)
+    assert tracekit.current_span() is span_b
+    await b.__aexit__(None, None, None)
+    assert tracekit.current_span() is None
+    async with tracekit.span("after") as after:
+        pass
+    assert after.parent_id is None
+    assert (span_a.parent_id, span_b.parent_id) == (None, span_a.id)
+
+
+@pytest.mark.anyio
+async def test_async_out_of_order_exits_inside_an_open_span_return_to_it(
+    tracekit_capture: Capture,
+) -> None:
+    """With `async with` O > A > B, exiting A then B makes O active again."""
+    async with tracekit.span("O") as span_o:
+        a, b = tracekit.span("A"), tracekit.span("B")
+        span_a = await a.__aenter__()
+        span_b = await b.__aenter__()
+        await a.__aexit__(None, None, None)
+        await b.__aexit__(None, None, None)
+        assert tracekit.current_span() is span_o
+        async with tracekit.span("after") as after:
+            pass
+    assert after.parent_id == span_o.id
+    assert (span_a.parent_id, span_b.parent_id) == (span_o.id, span_a.id)

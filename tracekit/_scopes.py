@@ -20,6 +20,13 @@ class span:
     Also `async with`. The span is a child of the span active where the block
     is entered and is active inside it; an exception leaving the block is
     recorded in `error_info` and propagates unchanged.
+
+    Blocks may exit out of order (manual `__exit__`/`__aexit__` calls); the
+    active span is then always the innermost block still open, never an
+    ended span. Exiting a block ends only its own span: a block opened inside
+    it and still open stays active, and when that one exits, its nearest
+    ancestor still open becomes active. No span is ended early and no span's
+    parent changes.
     """
 
     __slots__ = ("_input", "_metadata", "_name", "_parent", "_span", "_tags", "_type")
@@ -64,9 +71,15 @@ class span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        active_span.set(self._parent)
         opened = self._span
         assert opened is not None
+        # Another active span means this block exits out of order, before a
+        # block opened inside it: that block is still open and stays active.
+        if active_span.get() is opened:
+            restore = self._parent
+            if restore is not None and restore._end_ns is not None:
+                restore = _innermost_open(restore)  # the parent's block exited first
+            active_span.set(restore)
         if exc is None:
             opened.end()
         else:
@@ -82,6 +95,17 @@ class span:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _innermost_open(candidate: Span | None) -> Span | None:
+    """`candidate` or its nearest ancestor that has not ended, never a stand-in for another tracer.
+
+    A stand-in (`Span.foreign`) is a parent chosen by an integration, never
+    an active span: past it the tracekit stack is empty.
+    """
+    while candidate is not None and (candidate._end_ns is not None or candidate._foreign):
+        candidate = candidate._parent
+    return candidate
 
 
 class context:
