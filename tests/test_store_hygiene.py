@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,60 @@ def test_a_read_only_store_is_reported_as_such(tmp_path: Path) -> None:
     )
     assert not conn.in_transaction
     conn.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _store_files(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o277])
+def test_a_new_store_and_its_folders_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    """Every folder tracekit creates is 0700; the file, its -wal and -shm are 0600."""
+    path = tmp_path / "outer" / "inner" / "traces.db"
+    previous = os.umask(umask)
+    try:
+        conn = _store.connect(path, create=True)
+        _store.write_batch(conn, _batch(1))
+    finally:
+        os.umask(previous)
+    try:
+        assert [_mode(folder) for folder in (path.parent.parent, path.parent)] == [0o700, 0o700]
+        assert [_mode(file) for file in _store_files(path)] == [0o600, 0o600, 0o600]
+    finally:
+        conn.close()
+
+
+def test_an_existing_store_readable_by_others_is_tightened_with_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store of ours at 0644, with its -wal and -shm, becomes 0600; one line says so."""
+    path = tmp_path / "traces.db"
+    _store.connect(path, create=True).close()
+    holder = sqlite3.connect(path)  # keeps the -wal and -shm files in place
+    holder.execute("SELECT COUNT(*) FROM spans").fetchone()
+    try:
+        for file in _store_files(path):
+            file.chmod(0o644)
+        with caplog.at_level(logging.INFO, logger="tracekit"):
+            _store.connect(path, create=True).close()
+        assert [_mode(file) for file in _store_files(path)] == [0o600, 0o600, 0o600]
+    finally:
+        holder.close()
+    assert len(caplog.records) == 1
+    assert str(path) in caplog.records[0].getMessage()
+
+
+def test_a_store_owned_by_someone_else_keeps_its_mode(tmp_path: Path) -> None:
+    """Only the owner's own files are tightened: another user's store is not ours to chmod."""
+    path = tmp_path / "traces.db"
+    _store.connect(path, create=True).close()
+    path.chmod(0o644)
+    os.chown(path, os.getuid() + 1, -1)
+    _store.connect(path, create=True).close()
+    assert _mode(path) == 0o644

@@ -13,12 +13,14 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tracekit._log import logger
 from tracekit._records import Batch, SpanRecord, TraceRecord
 
 __all__ = [
@@ -66,11 +68,52 @@ class StoreError(Exception):
     """The trace file is missing, unreadable, unwritable, or not a tracekit store."""
 
 
+def _make_private_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents, each 0700 whatever the umask."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process made it meanwhile
+        os.chmod(created, 0o700)  # mkdir's mode is cut by the umask
+
+
 def _create_private_file(path: Path) -> None:
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    _make_private_folders(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have cut the owner's bits too
+    finally:
+        os.close(fd)
+
+
+def _store_files(path: Path) -> tuple[Path, ...]:
+    # SQLite gives the -wal and -shm it creates the main file's mode, umask or not.
+    return (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other permissions off the user's own store, its -wal and -shm."""
+    loosened = []
+    for file in _store_files(path):
+        with contextlib.suppress(FileNotFoundError):
+            st = file.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                loosened.append(file)
+                os.chmod(file, stat.S_IMODE(st.st_mode) & 0o700)
+    if loosened:
+        logger.warning(
+            "tracekit: the trace store %s was open to other users; made owner-only: %s",
+            path,
+            ", ".join(file.name for file in loosened),
+        )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -104,6 +147,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
         if create:
+            _tighten(path)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn)
