@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 PROGRAM = """
 import tracekit
 from tracekit import _config
@@ -72,11 +74,37 @@ def test_tracekit_exporter_overrides_the_auto_choice(tmp_path: Path) -> None:
     assert not (tmp_path / ".tracekit").exists()
 
 
-def test_an_unknown_tracekit_exporter_is_a_clear_error(tmp_path: Path) -> None:
-    """TRACEKIT_EXPORTER=bogus fails on import, naming the value and the accepted ones."""
+def test_an_unknown_tracekit_exporter_warns_and_falls_back(tmp_path: Path) -> None:
+    """TRACEKIT_EXPORTER=bogus never stops the program: one stderr line, then the auto choice."""
     result = _run(tmp_path, TRACEKIT_EXPORTER="bogus")
-    assert result.returncode != 0
-    assert "TRACEKIT_EXPORTER: unknown exporter 'bogus'; expected one of 'auto'" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "exporter: sqlite" in result.stdout
+    assert "flushed: True" in result.stdout
+    lines = result.stderr.splitlines()
+    assert lines == [
+        "tracekit: TRACEKIT_EXPORTER='bogus' is not an exporter (accepted: 'auto', 'opik', "
+        "'sqlite', 'console', 'none'); using the automatic choice, 'sqlite'"
+    ]
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "disabled"])
+def test_an_unknown_tracekit_disabled_value_warns_and_traces(tmp_path: Path, value: str) -> None:
+    """TRACEKIT_DISABLED with a value that is neither true nor false says so; tracing stays on."""
+    result = _run(tmp_path, TRACEKIT_DISABLED=value)
+    assert result.returncode == 0, result.stderr
+    assert "wrapped: True" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"tracekit: TRACEKIT_DISABLED={value!r} is not understood (accepted: ")
+    assert line.endswith("; tracing stays on")
+
+
+@pytest.mark.parametrize("value", ["true", "YES", " on ", "y"])
+def test_tracekit_disabled_accepts_the_usual_spellings(tmp_path: Path, value: str) -> None:
+    """TRACEKIT_DISABLED takes 1/true/yes/on/y in any case as true, silently."""
+    result = _run(tmp_path, TRACEKIT_DISABLED=value)
+    assert result.returncode == 0, result.stderr
+    assert "wrapped: False" in result.stdout
+    assert result.stderr == ""
 
 
 def test_disabled_records_nothing_and_leaves_functions_undecorated(tmp_path: Path) -> None:

@@ -35,7 +35,14 @@ def test_spans_reach_the_exporter_on_flush(exporter: RecordingExporter) -> None:
         work(i)
     assert tracekit.flush(10) is True
     assert exporter.span_names == ["work"] * 5
-    assert tracekit.stats() == {"queued": 0, "exported": 5, "dropped": 0, "failed": 0}
+    assert tracekit.stats() == {
+        "produced": 5,
+        "queued": 0,
+        "in_flight": 0,
+        "exported": 5,
+        "dropped": 0,
+        "failed": 0,
+    }
 
 
 def test_flush_with_nothing_queued_is_true() -> None:
@@ -77,15 +84,20 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     try:
         work(0)
         assert stuck.entered.wait(10)  # the export thread now holds that span
-        results = [work(i) for i in range(1, 11)]
-        assert results == [i * 2 for i in range(1, 11)]
-        assert tracekit.stats() == {"queued": 5, "exported": 0, "dropped": 5, "failed": 0}
+        results = [work(i) for i in range(1, 21)]
+        assert results == [i * 2 for i in range(1, 21)]
+        counts = tracekit.stats()
+        # One span is being sent; at most 5 wait for conversion and 5 for delivery.
+        assert counts["produced"] == 21
+        assert counts["in_flight"] == 1
+        assert counts["queued"] <= 10
+        assert counts["dropped"] == 21 - 1 - counts["queued"]
         drops = [r for r in caplog.records if "dropped" in r.getMessage()]
         assert len(drops) == 1
         assert "max_queue=5" in drops[0].getMessage()
         stuck.release()
-        assert tracekit.flush(10) is True
-        assert tracekit.stats()["exported"] == 6
+        assert tracekit.flush(10) is False  # some spans produced before it were lost
+        assert tracekit.stats()["exported"] == 1 + counts["queued"]
     finally:
         stuck.release()
         tracekit.configure(exporter="none")
@@ -111,12 +123,32 @@ def test_export_recovers_after_the_backend_comes_back(
     assert tracekit.flush(30) is False
     exporter.failing = False
     work(2)
-    assert tracekit.flush(30) is True
+    assert tracekit.flush(30) is False  # work(1)'s span is still lost
+    assert tracekit.stats()["exported"] == 1
     exporter.failing = True
     work(3)
     assert tracekit.flush(30) is False
-    assert tracekit.stats() == {"queued": 0, "exported": 1, "dropped": 0, "failed": 2}
+    counts = tracekit.stats()
+    assert (counts["exported"], counts["failed"]) == (1, 2)
     assert len([r for r in caplog.records if "could not export" in r.getMessage()]) == 2
+
+
+def test_flush_is_true_only_when_nothing_produced_before_it_was_lost(
+    exporter: RecordingExporter,
+) -> None:
+    """flush() speaks of every span produced so far: after one loss it says False."""
+    work(1)
+    assert tracekit.flush(30) is True
+    exporter.failing = True
+    work(2)
+    assert tracekit.flush(30) is False
+    exporter.failing = False
+    work(3)
+    assert tracekit.flush(30) is False
+    assert tracekit.stats()["exported"] == 2
+    tracekit.configure(exporter=exporter, flush_interval=0.01)  # a new account
+    work(4)
+    assert tracekit.flush(30) is True
 
 
 def test_configure_replaces_and_flushes_the_previous_exporter() -> None:
@@ -144,9 +176,23 @@ def test_configure_replaces_and_flushes_the_previous_exporter() -> None:
             r"'kafka'.*'auto', 'opik', 'sqlite', 'console', 'none'",
         ),
         ({"exporter": 3}, ValueError, r"unknown exporter 3"),
-        ({"max_queue": 0}, TypeError, r"max_queue=0.*positive int"),
+        ({"max_queue": 0}, ValueError, r"max_queue=0.*an int from 1 to 1e\+07"),
         ({"max_queue": "10"}, TypeError, r"max_queue='10'"),
-        ({"flush_interval": -1}, TypeError, r"flush_interval=-1.*positive number"),
+        ({"flush_interval": -1}, ValueError, r"flush_interval=-1.*a number from"),
+        ({"flush_interval": float("inf")}, ValueError, r"flush_interval=inf"),
+        ({"flush_interval": float("nan")}, ValueError, r"flush_interval=nan"),
+        ({"exit_timeout": float("inf")}, ValueError, r"exit_timeout=inf"),
+        ({"exit_timeout": 0}, ValueError, r"exit_timeout=0"),
+        ({"request_timeout": float("nan")}, ValueError, r"request_timeout=nan"),
+        ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000.*from 1 to 100000"),
+        ({"max_buffer_bytes": 10}, ValueError, r"max_buffer_bytes=10.*from 65536"),
+        (
+            {"max_queue": 100, "batch_size": 500},
+            ValueError,
+            r"batch_size=500, max_queue=100.*must not exceed",
+        ),
+        ({"handle_sigterm": "no"}, TypeError, r"handle_sigterm='no'.*True or False"),
+        ({"max_depth": True}, TypeError, r"max_depth=True"),
         ({"project_name": 5}, TypeError, r"project_name=5"),
         ({"db_path": 5}, TypeError, r"db_path=5"),
         ({"redact": "api_key"}, TypeError, r"redact='api_key'"),

@@ -17,7 +17,7 @@ import fnmatch
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "REDACTED",
     "Limits",
     "Redactor",
+    "SafeConverter",
     "json_safe_converter",
     "to_json_safe",
 ]
@@ -112,12 +113,18 @@ class _Converter:
         self.limits = limits
         self.redactor = redactor
         self.on_path: set[int] = set()
+        # Roughly the bytes of JSON made so far: string lengths plus a few per value.
+        self.size = 0
 
     def convert(self, value: Any, depth: int) -> Any:
         # Exact types first: the common JSON-ish values skip the isinstance chain.
         kind = type(value)
         if kind is str:
-            return value if len(value) <= self.limits.max_string else self._convert(value, depth)
+            if len(value) <= self.limits.max_string:
+                self.size += len(value) + 2
+                return value
+            return self._convert(value, depth)
+        self.size += 8
         if value is None or kind is int or kind is bool:
             return value
         try:
@@ -131,7 +138,9 @@ class _Converter:
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
-            return _truncated_string(value, self.limits)
+            text = _truncated_string(value, self.limits)
+            self.size += len(text)
+            return text
         if isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value[: self.limits.max_string])
             text = f"<bytes base64:{base64.b64encode(raw).decode()}>"
@@ -181,6 +190,7 @@ class _Converter:
                 result["..."] = f"[truncated {size - index} more keys]"
                 break
             text = _truncated_string(_key_text(key), self.limits)
+            self.size += len(text) + 4
             result[text] = REDACTED if self.redactor.is_secret(text) else self.convert(item, depth)
         return result
 
@@ -194,15 +204,33 @@ class _Converter:
         return result
 
 
-def json_safe_converter(limits: Limits, redactor: Redactor) -> Callable[[Any], Any]:
-    """A reusable `to_json_safe` with fixed limits and redactor (one per export batch)."""
-    converter = _Converter(limits, redactor)
+class SafeConverter:
+    """A reusable `to_json_safe` with fixed limits and redactor (one per export batch).
 
-    def convert(value: Any) -> Any:
+    It also keeps a rough count of the JSON bytes it produced, so the export
+    buffer can be bounded in bytes: read and reset it with `take_size()`.
+    """
+
+    __slots__ = ("_converter",)
+
+    def __init__(self, limits: Limits, redactor: Redactor) -> None:
+        self._converter = _Converter(limits, redactor)
+
+    def __call__(self, value: Any) -> Any:
+        converter = self._converter
         converter.on_path.clear()
         return converter.convert(value, 0)
 
-    return convert
+    def take_size(self) -> int:
+        """The approximate bytes converted since the last call."""
+        size = self._converter.size
+        self._converter.size = 0
+        return size
+
+
+def json_safe_converter(limits: Limits, redactor: Redactor) -> SafeConverter:
+    """A reusable `to_json_safe` with fixed limits and redactor (one per export batch)."""
+    return SafeConverter(limits, redactor)
 
 
 def to_json_safe(value: Any, limits: Limits, redactor: Redactor) -> Any:

@@ -8,15 +8,16 @@ created on the export thread. Precedence: arguments to `configure()`, then
 
 from __future__ import annotations
 
-import atexit
+import math
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tracekit import _hooks
+from tracekit import _hooks, _shutdown
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
-from tracekit._log import log_once
+from tracekit._log import log_once, logger
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter
 from tracekit.exporters._batch import BatchProcessor, ExportOptions, Stats
@@ -26,9 +27,33 @@ __all__ = ["EXPORTERS", "configure", "disabled", "flush", "stats"]
 EXPORTERS = ("auto", "opik", "sqlite", "console", "none")
 DEFAULT_DB = Path(".tracekit") / "traces.db"
 
+_TRUE = ("1", "true", "yes", "on", "y")
+_FALSE = ("0", "false", "no", "off", "n", "")
+
+
+def environment_problem(message: str) -> None:
+    """Say once, on one line, that an environment value was not understood.
+
+    A typo in a deployment's environment must never stop the application:
+    the caller goes on with the documented fallback.
+    """
+    if logger.hasHandlers() and logger.getEffectiveLevel() <= 30:
+        logger.warning("tracekit: %s", message)
+    else:
+        sys.stderr.write(f"tracekit: {message}\n")
+
 
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value not in _FALSE:
+        accepted = ", ".join(repr(v) for v in (*_TRUE, *_FALSE[:-1]))
+        environment_problem(
+            f"{name}={raw!r} is not understood (accepted: {accepted}); tracing stays on"
+        )
+    return False
 
 
 # Read once, at import: with it set, @track returns the function undecorated.
@@ -47,17 +72,24 @@ def opik_is_configured() -> bool:
 def _resolve_exporter_name(requested: str) -> str:
     if requested != "auto":
         return requested
-    from_env = os.environ.get("TRACEKIT_EXPORTER", "").strip().lower()
+    raw = os.environ.get("TRACEKIT_EXPORTER", "")
+    from_env = raw.strip().lower()
+    fallback = "opik" if opik_is_configured() else "sqlite"
     if from_env and from_env != "auto":
-        _check_exporter_name(from_env, source="TRACEKIT_EXPORTER")
-        return from_env
-    return "opik" if opik_is_configured() else "sqlite"
+        if from_env in EXPORTERS:
+            return from_env
+        environment_problem(
+            f"TRACEKIT_EXPORTER={raw!r} is not an exporter (accepted: "
+            + ", ".join(repr(e) for e in EXPORTERS)
+            + f"); using the automatic choice, {fallback!r}"
+        )
+    return fallback
 
 
-def _check_exporter_name(name: object, source: str = "configure(exporter=...)") -> None:
+def _check_exporter_name(name: object) -> None:
     if name not in EXPORTERS:
         raise ValueError(
-            f"{source}: unknown exporter {name!r}; expected one of "
+            f"configure(exporter=...): unknown exporter {name!r}; expected one of "
             + ", ".join(repr(e) for e in EXPORTERS)
             + " or an object with export(), flush() and shutdown()"
         )
@@ -84,11 +116,28 @@ def _exporter_factory(name: str, db_path: Path, request_timeout: float) -> Calla
     return NoneExporter
 
 
-def _check_positive(field: str, value: object, whole: bool) -> None:
+# The accepted range of every numeric setting: (smallest, largest, whole number?).
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "max_queue": (1, 10_000_000, True),
+    "batch_size": (1, 100_000, True),
+    "max_buffer_bytes": (64 * 1024, 1 << 40, True),
+    "max_string_length": (1, 100_000_000, True),
+    "max_collection_items": (1, 10_000_000, True),
+    "max_depth": (1, 1_000, True),
+    "flush_interval": (0.001, 3600, False),
+    "exit_timeout": (0.001, 3600, False),
+    "request_timeout": (0.001, 3600, False),
+}
+
+
+def _check_number(field: str, value: object) -> None:
+    low, high, whole = _RANGES[field]
     accepted = int if whole else int | float
-    if isinstance(value, bool) or not isinstance(value, accepted) or value <= 0:
-        kind = "int" if whole else "number"
-        raise TypeError(f"configure({field}={value!r}): expected a positive {kind}")
+    kind = "an int" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        raise TypeError(f"configure({field}={value!r}): expected {kind} from {low:g} to {high:g}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"configure({field}={value!r}): expected {kind} from {low:g} to {high:g}")
 
 
 class _Pipeline:
@@ -113,9 +162,11 @@ def configure(
     redact: Iterable[str] | None = None,
     max_queue: int = 10_000,
     batch_size: int = 500,
+    max_buffer_bytes: int = 64 * 1024 * 1024,
     flush_interval: float = 0.5,
     exit_timeout: float = 5.0,
     request_timeout: float = 10.0,
+    handle_sigterm: bool = True,
     max_string_length: int = 10_000,
     max_collection_items: int = 1_000,
     max_depth: int = 20,
@@ -125,8 +176,12 @@ def configure(
     `exporter`: "auto" (Opik when configured, else SQLite), "opik", "sqlite",
     "console", "none", or an `Exporter` object. `db_path` overrides
     `TRACEKIT_DB` and `.tracekit/traces.db`. `redact` adds key-name patterns
-    (globs such as "*_secret") to the built-in ones. What the previous setup
-    still held is flushed first, waiting at most `exit_timeout` seconds.
+    (globs such as "*_secret") to the built-in ones. Spans waiting for the
+    backend are bounded by `max_queue` (count) and `max_buffer_bytes`.
+    `exit_timeout` bounds the whole flush at exit or SIGTERM; with
+    `handle_sigterm`, tracekit flushes on SIGTERM when the application has no
+    handler of its own. What the previous setup still held is flushed first,
+    waiting at most `exit_timeout` seconds.
     """
     if isinstance(exporter, str) or not isinstance(exporter, Exporter):
         _check_exporter_name(exporter)
@@ -138,9 +193,12 @@ def configure(
         isinstance(redact, str) or not all(isinstance(p, str) for p in redact)
     ):
         raise TypeError(f"configure(redact={redact!r}): expected a list of key-name patterns")
+    if not isinstance(handle_sigterm, bool):
+        raise TypeError(f"configure(handle_sigterm={handle_sigterm!r}): expected True or False")
     numbers = {
         "max_queue": max_queue,
         "batch_size": batch_size,
+        "max_buffer_bytes": max_buffer_bytes,
         "max_string_length": max_string_length,
         "max_collection_items": max_collection_items,
         "max_depth": max_depth,
@@ -149,7 +207,12 @@ def configure(
         "request_timeout": request_timeout,
     }
     for field, value in numbers.items():
-        _check_positive(field, value, whole=not field.endswith(("interval", "timeout")))
+        _check_number(field, value)
+    if batch_size > max_queue:
+        raise ValueError(
+            f"configure(batch_size={batch_size!r}, max_queue={max_queue!r}): "
+            "batch_size must not exceed max_queue"
+        )
 
     path = Path(db_path or os.environ.get("TRACEKIT_DB") or DEFAULT_DB)
     if isinstance(exporter, str):
@@ -162,6 +225,7 @@ def configure(
         max_queue=max_queue,
         batch_size=batch_size,
         flush_interval=float(flush_interval),
+        max_buffer_bytes=max_buffer_bytes,
         project_name=project_name,
         limits=Limits(max_string_length, max_collection_items, max_depth),
         redactor=Redactor((*DEFAULT_REDACT, *(redact or ()))),
@@ -169,12 +233,14 @@ def configure(
     # "none" queues nothing: spans still reach tracekit.testing.capture().
     processor = None if name == "none" else BatchProcessor(make_exporter, options)
     _install(processor, name, float(exit_timeout))
+    _shutdown.handle_sigterm(handle_sigterm and processor is not None)
 
 
 def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout: float) -> None:
     """Make `processor` the export pipeline (None: spans are not exported at all)."""
     with _pipeline.lock:
         previous = _pipeline.processor
+        previous_timeout = _pipeline.exit_timeout
         _pipeline.processor = processor
         _pipeline.exporter_name = exporter_name
         _pipeline.exit_timeout = exit_timeout
@@ -184,28 +250,31 @@ def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout:
         if previous is not None:
             remove_processor(previous)
     if previous is not None:
-        previous.shutdown(exit_timeout)
+        previous.shutdown(previous_timeout)
 
 
-def _run_before_flush(timeout: float) -> None:
+def run_before_flush(timeout: float) -> None:
+    """Let integrations push out what their library still holds, within `timeout` in all."""
+    deadline = _shutdown.Deadline(timeout)
     for drain in list(_hooks.before_flush):
         try:
-            drain(timeout)
+            drain(deadline.remaining())
         except Exception:
             log_once(f"before_flush:{drain!r}", "tracekit: flushing an integration failed")
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Wait up to `timeout` seconds for queued spans to be exported.
+    """Wait up to `timeout` seconds until every span produced so far is delivered.
 
     First pushes out what instrumented libraries still hold (LiteLLM's pending
-    callbacks). True when everything queued before the call was delivered;
-    False on a timeout or when spans were dropped or failed meanwhile (see
-    `stats()`).
+    callbacks). True only when every span produced before the call has been
+    exported; False on a timeout, or once any span has been dropped or has
+    failed since `configure()` (see `stats()`).
     """
-    _run_before_flush(timeout)
+    deadline = _shutdown.Deadline(timeout)
+    run_before_flush(timeout)
     processor = _pipeline.processor
-    return True if processor is None else processor.flush(timeout)
+    return True if processor is None else processor.flush(deadline.remaining())
 
 
 def default_project() -> str | None:
@@ -214,11 +283,19 @@ def default_project() -> str | None:
 
 
 def stats() -> dict[str, int]:
-    """Span counts of the current export setup: queued, exported, dropped, failed."""
+    """Span counts since the last `configure()`.
+
+    `produced` is every span that ended; each is in exactly one of `queued`
+    (waiting), `in_flight` (being converted or sent), `exported`, `dropped`
+    (refused by a bound, or abandoned at shutdown) and `failed` (the backend
+    refused it, or it could not be converted): `produced` is always their sum.
+    """
     processor = _pipeline.processor
-    counts = processor.stats() if processor is not None else Stats(0, 0, 0, 0)
+    counts = processor.stats() if processor is not None else Stats()
     return {
+        "produced": counts.produced,
         "queued": counts.queued,
+        "in_flight": counts.in_flight,
         "exported": counts.exported,
         "dropped": counts.dropped,
         "failed": counts.failed,
@@ -230,20 +307,13 @@ def exporter_name() -> str:
     return _pipeline.exporter_name
 
 
-# Called at exit after integrations were drained, before the final flush
-# (e.g. to log calls that will now never finish).
-at_exit: list[Callable[[float], None]] = []
+def exit_timeout() -> float:
+    """How long the flush at exit or SIGTERM may take, all stages together."""
+    return _pipeline.exit_timeout
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    timeout = _pipeline.exit_timeout
-    _run_before_flush(timeout)
-    for hook in list(at_exit):
-        try:
-            hook(timeout)
-        except Exception:
-            log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
+def shut_down_pipeline(timeout: float) -> None:
+    """The last stage of exit: deliver what the pipeline holds within `timeout`."""
     processor = _pipeline.processor
     if processor is not None:
         processor.shutdown(timeout)

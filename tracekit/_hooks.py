@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tracekit._span import Span
 
-__all__ = ["before_flush", "choose_parent", "end_with_result"]
+__all__ = ["at_exit", "before_flush", "choose_parent", "end_with_result"]
 
 # `end_with_result(result, span, capture_output)`: called when a tracked call
 # returns; True means the integration keeps `span` open and ends it itself
@@ -27,3 +27,7 @@ choose_parent: Callable[[Span | None], Span | None] | None = None
 # Called with a timeout by `tracekit.flush()` and at exit, before tracekit's
 # own queue is flushed: integrations push out what their library still holds.
 before_flush: list[Callable[[float], None]] = []
+
+# Called with a timeout at exit (and SIGTERM) after `before_flush`, before the
+# pipeline's last flush: e.g. to log calls that will now never finish.
+at_exit: list[Callable[[float], None]] = []

@@ -1,12 +1,21 @@
-"""The background batcher between traced code and an exporter.
+"""The background pipeline between traced code and an exporter.
 
-The traced call only appends the finished span to a bounded deque (no lock,
-no I/O, no JSON). One daemon thread wakes every `flush_interval` seconds, or
-as soon as a batch is full, turns spans into records (JSON-safe, redacted)
-and hands them to the exporter in batches, retrying a failing batch a few
-times. Nothing is lost silently: spans refused because the queue is full are
-`dropped`, batches the backend refused after the retries are `failed`; both
-are counted, logged once per burst, and reported by `stats()`.
+Three stages, so that no stage waits for a slower one:
+
+1. The traced call appends the finished span to a bounded deque (no lock, no
+   I/O, no JSON). Past `max_queue` the span is dropped and counted.
+2. The conversion thread (`tracekit-export`) turns spans into JSON-safe,
+   redacted records promptly — every `flush_interval`, or as soon as a few
+   dozen spans wait — and so releases the user's arguments, results and
+   exception frames whatever the backend does. Records wait in a buffer
+   bounded in count (`max_queue`) and bytes (`max_buffer_bytes`); past either
+   bound they are dropped and counted.
+3. The delivery thread (`tracekit-deliver`) hands records to the exporter in
+   batches, retrying a failing batch a few times.
+
+Every span is in exactly one state, and `stats()` reads them all under one
+lock, so `produced == queued + in_flight + exported + dropped + failed` holds
+at every moment. Each burst of losses is logged once, with its cause.
 """
 
 from __future__ import annotations
@@ -21,24 +30,31 @@ from dataclasses import dataclass, field
 
 from tracekit._capture import Limits, Redactor, json_safe_converter
 from tracekit._log import logger
-from tracekit._records import Batch, span_record, trace_record
+from tracekit._records import Batch, SpanRecord, TraceRecord, span_record, trace_record
 from tracekit._span import Span
 from tracekit.exporters._base import Exporter
 
 __all__ = ["BatchProcessor", "ExportOptions", "Stats"]
 
 # Waits between the attempts at one batch; a batch is tried len + 1 times.
-# An exporter whose client retries by itself sets `retry_delays = ()`.
 RETRY_DELAYS: tuple[float, ...] = (0.1, 0.5)
+
+# The conversion thread is woken once this many spans wait (or every
+# flush_interval): raw spans hold user objects, so they must not pile up.
+CONVERT_EVERY = 64
+
+# What a record costs beyond its captured values (ids, times, names, objects).
+RECORD_OVERHEAD_BYTES = 400
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How the batcher queues, batches and converts."""
+    """How the pipeline queues, batches, converts and bounds what it holds."""
 
     max_queue: int = 10_000
     batch_size: int = 500
     flush_interval: float = 0.5
+    max_buffer_bytes: int = 64 * 1024 * 1024
     project_name: str | None = None
     limits: Limits = field(default_factory=Limits)
     redactor: Redactor = field(default_factory=Redactor)
@@ -46,20 +62,42 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class Stats:
-    """Span counts since the exporter was configured (see `tracekit.stats()`)."""
+    """Span counts since the exporter was configured (see `tracekit.stats()`).
 
-    queued: int
-    exported: int
-    dropped: int
-    failed: int
+    `produced == queued + in_flight + exported + dropped + failed`, always.
+    """
+
+    produced: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    exported: int = 0
+    dropped: int = 0
+    failed: int = 0
 
 
 class _FlushRequest:
-    __slots__ = ("done", "timeout")
+    """A marker that travels through both stages behind every span produced before it."""
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+    __slots__ = ("deadline", "done", "lost")
+
+    def __init__(self, deadline: float, lost_before: int) -> None:
+        self.deadline = deadline
+        self.lost = lost_before  # losses among the spans ahead of this marker
         self.done = threading.Event()
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class _Converted:
+    """One span's records, ready to deliver, and roughly how many bytes they hold."""
+
+    __slots__ = ("nbytes", "span", "trace")
+
+    def __init__(self, span: SpanRecord, trace: TraceRecord | None, nbytes: int) -> None:
+        self.span = span
+        self.trace = trace
+        self.nbytes = nbytes
 
 
 class _BurstLog:
@@ -85,91 +123,149 @@ class _BurstLog:
         self._in_burst = False
 
 
+# Exporters of processors that a forked child inherited: never used, never
+# closed (closing the parent's SQLite connection or HTTP pool from the child
+# would disturb the parent), kept referenced so no finalizer runs.
+_inherited_exporters: list[Exporter] = []
+
+
 class BatchProcessor:
-    """A span processor that exports through `make_exporter()` on a background thread."""
+    """A span processor that exports through `make_exporter()` on background threads."""
 
     def __init__(self, make_exporter: Callable[[], Exporter], options: ExportOptions) -> None:
         self._make_exporter = make_exporter
         self._options = options
         self._max_queue = options.max_queue
         self._batch_size = options.batch_size
-        self._exporter: Exporter | None = None
-        self._exported = 0
-        self._in_flight = 0  # spans inside exporter.export() right now
-        self._failed = 0
-        self._dropped = 0
-        self._drop_log = _BurstLog("dropped")
-        self._fail_log = _BurstLog("could not export")
-        self._setup_threading()
+        self._start_fresh()
         _live_processors.add(self)
 
-    def _setup_threading(self) -> None:
+    def _start_fresh(self) -> None:
+        """Empty queues, zero counts, no threads yet (also a forked child's start)."""
+        # Re-entrant: a SIGTERM handler may flush while the main thread is
+        # inside a counted section.
+        self._lock = threading.RLock()
         self._queue: deque[Span | _FlushRequest] = deque()
+        self._markers_queued = 0
         self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._outbox: deque[_Converted | _FlushRequest] = deque()
+        self._outbox_ready = threading.Condition(self._lock)
+        self._exporter: Exporter | None = None
+        self._converter: threading.Thread | None = None
+        self._deliverer: threading.Thread | None = None
+        self._converter_done = False
+        self._closing = False  # no new spans; the threads finish what they hold
+        self._abandoned = False  # shutdown gave up waiting: the threads stop counting
+        # Where every span is, changed under the lock. A span is appended to
+        # the queue, or dropped at the door; once taken off the queue it is
+        # converting, in the outbox, sending, then exported, dropped or failed.
+        self._entry_dropped = 0
+        self._taken = 0
+        self._converting = 0
+        self._outbox_spans = 0
+        self._outbox_bytes = 0
+        self._sending = 0
+        self._exported = 0
+        self._dropped = 0
+        self._failed_converting = 0
+        self._failed_delivering = 0
+        self._drop_log = _BurstLog("dropped")
+        self._fail_log = _BurstLog("could not export")
 
     # -- the traced program's side -------------------------------------------
 
     def __call__(self, span: Span) -> None:
         """Queue a finished span. Never blocks: a full queue drops and counts it."""
         queue = self._queue
-        if len(queue) >= self._max_queue or self._closed:
-            self._drop(1, "the export queue is full" if not self._closed else "tracekit shut down")
+        if self._closing or len(queue) >= self._max_queue:
+            self._drop_at_entry(1)
             return
         queue.append(span)
-        if self._thread is None:
+        if self._converter is None:
             self._start()
-        if len(queue) == self._batch_size:
+        if len(queue) == CONVERT_EVERY:
             self._wake.set()
 
-    def _drop(self, count: int, reason: str) -> None:
+    def _drop_at_entry(self, count: int) -> None:
         with self._lock:
+            self._entry_dropped += count
             self._dropped += count
             total = self._dropped
-        self._drop_log.loss(count, total, f"{reason}; max_queue={self._max_queue}")
+        reason = (
+            "tracekit shut down"
+            if self._closing
+            else f"the export queue is full; max_queue={self._max_queue}"
+        )
+        self._drop_log.loss(count, total, reason)
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None:
+            if self._converter is not None:
                 return
-            self._thread = threading.Thread(target=self._run, name="tracekit-export", daemon=True)
-            self._thread.start()
+            self._deliverer = threading.Thread(
+                target=self._deliver_loop, name="tracekit-deliver", daemon=True
+            )
+            self._converter = threading.Thread(
+                target=self._convert_loop, name="tracekit-export", daemon=True
+            )
+            self._deliverer.start()
+            self._converter.start()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued so far is exported; True when none of it was lost."""
-        if self._thread is None or not self._thread.is_alive():
-            return not self._queue
-        lost_before = self._dropped + self._failed
-        request = _FlushRequest(timeout)
-        self._queue.append(request)
+        """Wait until every span produced before the call is delivered or lost.
+
+        True only when all of them were exported: once a span has been
+        dropped or has failed, flush() says False (`stats()` says how many).
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            converter = self._converter
+            if converter is None or not converter.is_alive() or self._abandoned:
+                return self._queue_length() == 0 and self._dropped + self._failed() == 0
+            request = _FlushRequest(deadline, self._entry_dropped)
+            self._queue.append(request)
+            self._markers_queued += 1
         self._wake.set()
-        delivered = request.done.wait(timeout)
-        return delivered and self._dropped + self._failed == lost_before
+        return request.done.wait(timeout) and request.lost == 0
 
     def shutdown(self, timeout: float) -> bool:
-        """Flush with a bounded wait, stop the thread and close the exporter."""
+        """Deliver what is held within `timeout` seconds in all, then stop the threads.
+
+        What could not be delivered in time is counted as dropped, and the
+        cause is logged once.
+        """
+        deadline = time.monotonic() + timeout
         delivered = self.flush(timeout)
-        self._closed = True
+        with self._lock:
+            self._closing = True
+            self._outbox_ready.notify_all()
         self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(0.1, timeout))
-        left = sum(1 for item in self._queue if isinstance(item, Span))
-        self._queue.clear()
-        if thread is not None and thread.is_alive():
-            left += self._in_flight  # the backend never answered for these
+        for thread in (self._converter, self._deliverer):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._abandoned = True
+            never_taken = self._queue_length()
+            held = self._converting + self._outbox_spans + self._sending
+            backend_silent = self._sending > 0
+            self._entry_dropped += never_taken
+            self._dropped += never_taken + held
+            self._queue.clear()
+            self._outbox.clear()
+            self._markers_queued = self._converting = self._outbox_spans = self._sending = 0
+            self._outbox_bytes = 0
+        left = never_taken + held
         if left:
-            self._drop(left, "not exported by shutdown")
-        stats = self.stats()
-        if stats.dropped or stats.failed:
+            cause = "the backend did not answer" if backend_silent else "still queued"
+            self._drop_log.loss(left, self._dropped, f"{cause} after {timeout:g} s at shutdown")
+        counts = self.stats()
+        if counts.dropped or counts.failed:
             logger.warning(
-                "tracekit: %d span(s) were not delivered (dropped %d, failed %d); %d exported.",
-                stats.dropped + stats.failed,
-                stats.dropped,
-                stats.failed,
-                stats.exported,
+                "tracekit: %d of %d span(s) were not delivered (dropped %d, failed %d).",
+                counts.dropped + counts.failed,
+                counts.produced,
+                counts.dropped,
+                counts.failed,
             )
         return delivered and not left
 
@@ -177,28 +273,211 @@ class BatchProcessor:
     def project_name(self) -> str | None:
         return self._options.project_name
 
+    def _queue_length(self) -> int:
+        return len(self._queue) - self._markers_queued
+
+    def _failed(self) -> int:
+        return self._failed_converting + self._failed_delivering
+
     def stats(self) -> Stats:
-        queued = sum(1 for item in list(self._queue) if isinstance(item, Span))
-        return Stats(queued, self._exported, self._dropped, self._failed)
+        with self._lock:
+            queued = self._queue_length()
+            return Stats(
+                produced=queued + self._taken + self._entry_dropped,
+                queued=queued + self._outbox_spans,
+                in_flight=self._converting + self._sending,
+                exported=self._exported,
+                dropped=self._dropped,
+                failed=self._failed(),
+            )
 
-    def _after_fork_in_child(self) -> None:
-        """A forked child has no export thread: start over with an empty queue."""
-        self._setup_threading()
-        self._exporter = None
+    # -- the conversion thread -----------------------------------------------------
 
-    # -- the export thread ------------------------------------------------------
-
-    def _run(self) -> None:
+    def _convert_loop(self) -> None:
         interval = self._options.flush_interval
         while True:
             self._wake.wait(interval)
             self._wake.clear()
             try:
-                self._drain()
-            except Exception:  # never let the export thread die
+                self._convert_all()
+            except Exception:  # never let the thread die
                 logger.exception("tracekit: export thread error")
-            if self._closed and not self._queue:
+            if self._closing and not self._queue:
                 break
+        with self._lock:
+            self._converter_done = True
+            self._outbox_ready.notify_all()
+
+    def _take(self) -> list[Span | _FlushRequest]:
+        with self._lock:
+            if self._abandoned:
+                return []
+            queue = self._queue
+            taken = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
+            markers = sum(1 for item in taken if type(item) is _FlushRequest)
+            self._markers_queued -= markers
+            self._taken += len(taken) - markers
+            self._converting += len(taken) - markers
+            return taken
+
+    def _convert_all(self) -> None:
+        while taken := self._take():
+            ready = [self._convert(item) for item in taken]
+            del taken  # release the user's objects now, whatever delivery does
+            self._to_outbox(ready)
+
+    def _convert(self, item: Span | _FlushRequest) -> _Converted | _FlushRequest | None:
+        """The span's records (None when it cannot be described), or the marker as is."""
+        if type(item) is _FlushRequest:
+            return item
+        assert isinstance(item, Span)
+        options = self._options
+        safe = json_safe_converter(options.limits, options.redactor)
+        try:
+            record = span_record(item, safe, options.project_name)
+            trace = trace_record(item, safe, options.project_name, record) if item.is_root else None
+        except Exception:  # a span that cannot be described is counted, not fatal
+            return None
+        return _Converted(record, trace, safe.take_size() + RECORD_OVERHEAD_BYTES)
+
+    def _to_outbox(self, ready: list[_Converted | _FlushRequest | None]) -> None:
+        full = unconvertible = 0
+        limit_bytes = self._options.max_buffer_bytes
+        with self._lock:
+            if self._abandoned:
+                return
+            for item in ready:
+                if item is None:
+                    unconvertible += 1
+                    self._converting -= 1
+                    self._failed_converting += 1
+                elif type(item) is _FlushRequest:
+                    # Every span ahead of the marker has now been converted or lost.
+                    item.lost += self._failed_converting + self._dropped_in_pipeline()
+                    self._outbox.append(item)
+                else:
+                    assert isinstance(item, _Converted)
+                    self._converting -= 1
+                    if (
+                        self._outbox_spans >= self._max_queue
+                        or self._outbox_bytes + item.nbytes > limit_bytes
+                    ):
+                        full += 1
+                        self._dropped += 1
+                        continue
+                    self._outbox.append(item)
+                    self._outbox_spans += 1
+                    self._outbox_bytes += item.nbytes
+            dropped, failed = self._dropped, self._failed()
+            self._outbox_ready.notify_all()
+        if unconvertible:
+            self._fail_log.loss(unconvertible, failed, "a span could not be converted")
+        if full:
+            self._drop_log.loss(
+                full,
+                dropped,
+                "the delivery buffer is full; "
+                f"max_queue={self._max_queue}, max_buffer_bytes={limit_bytes}",
+            )
+
+    def _dropped_in_pipeline(self) -> int:
+        return self._dropped - self._entry_dropped
+
+    # -- the delivery thread -------------------------------------------------------
+
+    def _deliver_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._outbox and not (self._closing and self._converter_done):
+                    self._outbox_ready.wait(1.0)
+                if not self._outbox or self._abandoned:
+                    break
+                work = self._next_batch()
+            try:
+                if isinstance(work, _FlushRequest):
+                    self._finish_flush(work)
+                else:
+                    self._deliver(work)
+            except Exception:  # never let the thread die
+                logger.exception("tracekit: export thread error")
+        self._close_exporter()
+
+    def _next_batch(self) -> list[_Converted] | _FlushRequest:
+        """Up to `batch_size` records, or the flush marker at the head. Under the lock."""
+        outbox = self._outbox
+        head = outbox[0]
+        if type(head) is _FlushRequest:
+            outbox.popleft()
+            return head
+        batch: list[_Converted] = []
+        while outbox and len(batch) < self._batch_size and type(outbox[0]) is _Converted:
+            item = outbox.popleft()
+            assert isinstance(item, _Converted)
+            batch.append(item)
+            self._outbox_bytes -= item.nbytes
+        self._outbox_spans -= len(batch)
+        self._sending += len(batch)
+        return batch
+
+    def _finish_flush(self, request: _FlushRequest) -> None:
+        with self._lock:
+            # Delivery is in order: every failure so far was ahead of the marker.
+            request.lost += self._failed_delivering
+        exporter = self._exporter
+        if exporter is not None:
+            try:
+                if not exporter.flush(request.remaining()):
+                    request.lost += 1
+            except Exception:
+                logger.exception("tracekit: exporter flush failed")
+                request.lost += 1
+        request.done.set()
+
+    def _get_exporter(self) -> Exporter:
+        if self._exporter is None:
+            self._exporter = self._make_exporter()
+        return self._exporter
+
+    def _deliver(self, items: list[_Converted]) -> None:
+        batch = Batch()
+        for item in items:
+            batch.spans.append(item.span)
+            if item.trace is not None:
+                batch.traces.append(item.trace)
+        count = len(items)
+        del items
+        error: Exception | None = None
+        try:
+            delays = getattr(self._get_exporter(), "retry_delays", RETRY_DELAYS)
+        except Exception:
+            delays = RETRY_DELAYS  # the attempts below raise it again, and count it
+        for delay in (*delays, None):
+            try:
+                self._get_exporter().export(batch)
+            except Exception as exc:
+                error = exc
+                if delay is not None and not self._closing:
+                    time.sleep(delay)
+                continue
+            self._settle(count, exported=True)
+            return
+        self._settle(count, exported=False)
+        self._fail_log.loss(count, self._failed(), f"{type(error).__name__}: {error}")
+
+    def _settle(self, count: int, exported: bool) -> None:
+        with self._lock:
+            if self._abandoned:  # shutdown already counted these as dropped
+                return
+            self._sending -= count
+            if exported:
+                self._exported += count
+            else:
+                self._failed_delivering += count
+        if exported:
+            self._fail_log.recovered()
+            self._drop_log.recovered()
+
+    def _close_exporter(self) -> None:
         exporter = self._exporter
         if exporter is not None:
             try:
@@ -206,90 +485,42 @@ class BatchProcessor:
             except Exception:
                 logger.exception("tracekit: exporter shutdown failed")
 
-    def _drain(self) -> None:
-        pending: list[Span] = []
-        while self._queue:
-            item = self._queue.popleft()
-            if isinstance(item, _FlushRequest):
-                self._export(pending)
-                pending = []
-                self._flush_exporter(item.timeout)
-                item.done.set()
-                continue
-            pending.append(item)
-            if len(pending) >= self._batch_size:
-                self._export(pending)
-                pending = []
-        self._export(pending)
+    # -- fork ----------------------------------------------------------------------
 
-    def _flush_exporter(self, timeout: float) -> None:
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no worker threads: start over, with its own exporter."""
         if self._exporter is not None:
-            try:
-                self._exporter.flush(timeout)
-            except Exception:
-                logger.exception("tracekit: exporter flush failed")
-
-    def _convert(self, spans: list[Span]) -> Batch:
-        options = self._options
-        safe = json_safe_converter(options.limits, options.redactor)
-        project = options.project_name
-        batch = Batch()
-        for span in spans:
-            try:
-                record = span_record(span, safe, project)
-                batch.spans.append(record)
-                if span.is_root:
-                    batch.traces.append(trace_record(span, safe, project, record))
-            except Exception:  # a span that cannot be described is counted, not fatal
-                self._failed += 1
-                self._fail_log.loss(1, self._failed, "a span could not be converted")
-        return batch
-
-    def _get_exporter(self) -> Exporter:
-        if self._exporter is None:
-            self._exporter = self._make_exporter()
-        return self._exporter
-
-    def _get_exporter_or_none(self) -> Exporter | None:
-        try:
-            return self._get_exporter()
-        except Exception:
-            return None  # raised again, and counted, by the export attempt
-
-    def _export(self, spans: list[Span]) -> None:
-        if not spans:
-            return
-        batch = self._convert(spans)
-        count = len(batch.spans)
-        error: Exception | None = None
-        delays = getattr(self._get_exporter_or_none(), "retry_delays", RETRY_DELAYS)
-        self._in_flight = count
-        for delay in (*delays, None):
-            try:
-                self._get_exporter().export(batch)
-            except Exception as exc:
-                error = exc
-                if delay is not None and not self._closed:
-                    time.sleep(delay)
-                continue
-            self._in_flight = 0
-            self._exported += count
-            self._fail_log.recovered()
-            self._drop_log.recovered()
-            return
-        self._in_flight = 0
-        self._failed += count
-        self._fail_log.loss(count, self._failed, f"{type(error).__name__}: {error}")
+            _inherited_exporters.append(self._exporter)
+        self._start_fresh()
 
 
 # Every processor is told about forks, so a child process exports its own spans.
 _live_processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
+_forking: list[BatchProcessor] = []
 
 
-def _reset_after_fork() -> None:
-    for processor in list(_live_processors):
-        processor._after_fork_in_child()
+def _before_fork() -> None:
+    """Fork only between two counted steps: the child's copy is then consistent."""
+    _forking[:] = list(_live_processors)
+    for processor in _forking:
+        processor._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for processor in _forking:
+        processor._lock.release()
+    _forking.clear()
+
+
+def _after_fork_in_child() -> None:
+    for processor in _forking:
+        processor._after_fork_in_child()  # a new lock; the copied one stays held
+    _forking.clear()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

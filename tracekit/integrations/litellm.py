@@ -328,7 +328,7 @@ def instrument_litellm() -> None:
         _hooks.end_with_result = _keep_open_for_stream
         opik_interop.install()
         _hooks.before_flush.append(_drain_litellm)
-        _config.at_exit.append(_settle_calls_at_exit)
+        _hooks.at_exit.append(_settle_calls_at_exit)
 
 
 def uninstrument_litellm() -> None:
@@ -342,5 +342,5 @@ def uninstrument_litellm() -> None:
             _hooks.end_with_result = None
         if _drain_litellm in _hooks.before_flush:
             _hooks.before_flush.remove(_drain_litellm)
-        if _settle_calls_at_exit in _config.at_exit:
-            _config.at_exit.remove(_settle_calls_at_exit)
+        if _settle_calls_at_exit in _hooks.at_exit:
+            _hooks.at_exit.remove(_settle_calls_at_exit)

@@ -1,0 +1,104 @@
+"""Exit and SIGTERM: deliver what tracekit holds, within one bounded wait.
+
+At interpreter exit (and on SIGTERM, when the application has no handler of
+its own) integrations are drained, then the export pipeline is flushed and
+stopped — all of it within `exit_timeout` seconds in total.
+
+Our `atexit` hook must run before the opik SDK's own (`close_all`), which
+closes the client LiteLLM's Opik callback logs through. `atexit` runs hooks
+last-registered-first, and opik registers its hook when it is first
+imported — usually after tracekit — so whoever imports opik calls
+`run_exit_hook_first()` afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from tracekit import _hooks
+from tracekit._log import log_once
+
+__all__ = ["Deadline", "finish", "handle_sigterm", "run_exit_hook_first"]
+
+
+class Deadline:
+    """A point in time that several waits share: each gets what is left."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, timeout: float) -> None:
+        self._at = time.monotonic() + timeout
+
+    def remaining(self) -> float:
+        return max(0.0, self._at - time.monotonic())
+
+
+_finished = threading.Event()
+
+
+def finish(timeout: float) -> None:
+    """Drain integrations, then deliver and stop the pipeline: `timeout` seconds in all."""
+    from tracekit import _config  # _config imports this module
+
+    if _finished.is_set():
+        return
+    _finished.set()
+    deadline = Deadline(timeout)
+    _config.run_before_flush(deadline.remaining())
+    for hook in list(_hooks.at_exit):
+        try:
+            hook(deadline.remaining())
+        except Exception:
+            log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
+    _config.shut_down_pipeline(deadline.remaining())
+
+
+def _exit_timeout() -> float:
+    from tracekit import _config
+
+    return _config.exit_timeout()
+
+
+def _at_exit() -> None:
+    finish(_exit_timeout())
+
+
+atexit.register(_at_exit)
+
+
+def run_exit_hook_first() -> None:
+    """Make tracekit's exit hook run before every hook registered so far."""
+    atexit.unregister(_at_exit)
+    atexit.register(_at_exit)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Deliver what is held, then die of SIGTERM as if tracekit were not there."""
+    try:
+        finish(_exit_timeout())
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def handle_sigterm(enabled: bool) -> None:
+    """Install (or remove) tracekit's SIGTERM handler.
+
+    Installed only from the main thread, on POSIX, and only in place of the
+    default action: an application's own handler is never replaced.
+    """
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if enabled and current is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        elif not enabled and current is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):  # e.g. an embedded interpreter without signals
+        log_once("sigterm", "tracekit: could not install the SIGTERM handler")
