@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -83,7 +85,7 @@ def _store_files(path: Path) -> list[Path]:
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
-@pytest.mark.parametrize("umask", [0o000, 0o277])
+@pytest.mark.parametrize("umask", [0o000, 0o277], ids=["umask-000", "umask-277"])
 def test_a_new_store_and_its_folders_are_private_whatever_the_umask(
     tmp_path: Path, umask: int
 ) -> None:
@@ -130,3 +132,115 @@ def test_a_store_owned_by_someone_else_keeps_its_mode(tmp_path: Path) -> None:
     os.chown(path, os.getuid() + 1, -1)
     _store.connect(path, create=True).close()
     assert _mode(path) == 0o644
+
+
+def _version_1_store(path: Path) -> None:
+    """A store as tracekit wrote it before stores carried an application_id."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        for statement in _store.MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO spans (id, trace_id, name, type, start_ns, tags) "
+            "VALUES ('old', 't-old', 'old', 'general', 1, '[]')"
+        )
+
+
+def _header(path: Path) -> tuple[int, int]:
+    with closing(sqlite3.connect(path)) as conn:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        return app_id, conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+@pytest.mark.parametrize("existing", [None, b""], ids=["missing", "empty"])
+def test_a_new_store_carries_the_tracekit_application_id(
+    tmp_path: Path, existing: bytes | None
+) -> None:
+    """A missing or 0-byte file becomes a store stamped with tracekit's application_id."""
+    path = tmp_path / "traces.db"
+    if existing is not None:
+        path.write_bytes(existing)
+    _store.connect(path, create=True).close()
+    assert _header(path) == (_store.APPLICATION_ID, _store.SCHEMA_VERSION)
+
+
+def test_a_version_1_store_is_stamped_when_opened_for_writing(tmp_path: Path) -> None:
+    """A store from before application_id is recognized, stamped, and keeps its spans."""
+    path = tmp_path / "traces.db"
+    _version_1_store(path)
+    conn = _store.connect(path, create=True)
+    try:
+        assert _header(path) == (_store.APPLICATION_ID, _store.SCHEMA_VERSION)
+        assert [s.id for s in _store.load_spans(conn, "t-old")] == ["old"]
+    finally:
+        conn.close()
+
+
+def test_the_reader_opens_a_version_1_store_without_changing_it(tmp_path: Path) -> None:
+    """The CLI's read-only open reads a version-1 store and leaves its header alone."""
+    path = tmp_path / "traces.db"
+    _version_1_store(path)
+    with closing(_store.connect(path, create=False)) as conn:
+        assert [s.id for s in _store.load_spans(conn, "t-old")] == ["old"]
+    assert _header(path) == (0, 1)
+
+
+FOREIGN = {
+    "other-tables": ["CREATE TABLE other (x)"],
+    "other-tables-version-1": ["CREATE TABLE other (x)", "PRAGMA user_version = 1"],
+    "other-application": [
+        *_store.MIGRATIONS[0],
+        "PRAGMA user_version = 1",
+        "PRAGMA application_id = 1234",
+    ],
+    "only-another-application-id": ["PRAGMA application_id = 1234"],
+}
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["writer", "reader"])
+@pytest.mark.parametrize("statements", FOREIGN.values(), ids=FOREIGN.keys())
+def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(
+    tmp_path: Path, statements: list[str], create: bool
+) -> None:
+    """Another program's database is refused by name and not changed by a single byte.
+
+    Same bytes means: no table added, journal mode not switched to WAL,
+    user_version and application_id as they were.
+    """
+    path = tmp_path / "theirs.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    before = path.read_bytes()
+    with pytest.raises(_store.StoreError, match=f"^{re.escape(str(path))} is not a tracekit trace"):
+        _store.connect(path, create=create)
+    assert path.read_bytes() == before
+    assert [file.name for file in tmp_path.iterdir()] == ["theirs.db"]
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["writer", "reader"])
+def test_a_file_that_is_not_sqlite_is_refused_and_left_as_it_was(
+    tmp_path: Path, create: bool
+) -> None:
+    """A file that is not an SQLite database is refused with that reason, bytes untouched."""
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+    with pytest.raises(_store.StoreError) as raised:
+        _store.connect(path, create=create)
+    assert str(raised.value) == (
+        f"cannot read {path}: it is not an SQLite database, so not a tracekit trace store"
+    )
+    assert path.read_bytes() == b"these are my notes, not a database\n" * 200
+
+
+def test_a_store_from_a_newer_tracekit_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A store of ours with a newer schema is refused before anything is written to it."""
+    path = tmp_path / "traces.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA application_id = {_store.APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {_store.SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(_store.StoreError, match="newer than this tracekit"):
+        _store.connect(path, create=True)
+    assert path.read_bytes() == before

@@ -4,7 +4,9 @@ One file holds many processes' traces: WAL mode lets readers (the CLI) work
 while writers append, and a busy timeout serializes writers from several
 processes. The schema version lives in `PRAGMA user_version`; `MIGRATIONS`
 lists the steps from each version to the next, applied in one transaction.
-The file may hold prompts, so its folder is created 0700 and the file 0600.
+`PRAGMA application_id` marks the file as ours; anything else is left alone.
+The file may hold prompts, so the folders we create are 0700 and the file,
+its -wal and -shm 0600, whatever the umask.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tracekit._log import logger
 from tracekit._records import Batch, SpanRecord, TraceRecord
 
 __all__ = [
+    "APPLICATION_ID",
     "SCHEMA_VERSION",
     "StoreError",
     "TraceSummary",
@@ -54,6 +57,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# Marks a file as ours in its header (`PRAGMA application_id`), so we never
+# write into another program's database. Not part of the schema version: an
+# older tracekit ignores it and keeps writing the same tables.
+APPLICATION_ID = int.from_bytes(b"TkTr", "big")
+_TABLES = frozenset({"spans", "traces"})
 
 _SPAN_COLUMNS = (
     "id, trace_id, parent_id, name, type, start_ns, end_ns, input, output, metadata, "
@@ -116,21 +124,51 @@ def _tighten(path: Path) -> None:
         )
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
+def _refuse_newer(version: int) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"trace store schema version {version} is newer than this tracekit ({SCHEMA_VERSION})"
         )
+
+
+def _unmarked_is_ours(version: int, tables: set[str]) -> bool:
+    """Whether a file without an application_id is ours: new, or written before we set it."""
+    if not tables:
+        return version == 0 or version > SCHEMA_VERSION  # empty, or refused as newer
+    return version >= 1 and tables >= _TABLES
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
+    """The file's (application_id, user_version), read without writing; foreign files refused."""
+    conn.execute("BEGIN")  # one snapshot: another process may be creating the store meanwhile
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'table' AND substr(name, 1, 7) != 'sqlite_'"
+            )
+        }
+    finally:
+        _rollback(conn)
+    if app_id != APPLICATION_ID and not (app_id == 0 and _unmarked_is_ours(version, tables)):
+        raise StoreError(f"{path} is not a tracekit trace store (it belongs to another program)")
+    return app_id, version
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION and stamp APPLICATION_ID, in one transaction."""
     conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        _refuse_newer(version)
         for steps in MIGRATIONS[version:]:
             for statement in steps:
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
@@ -138,27 +176,47 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open the store at `path`, creating it (0600, folder 0700) when `create` is set."""
+    """Open the store at `path`; with `create`, make it (0600, folders 0700) or upgrade it.
+
+    A file is first identified by reading its header and tables only: a file
+    that is not SQLite, belongs to another program, or comes from a newer
+    tracekit raises `StoreError` and is left exactly as it was.
+    """
     if create:
         _create_private_file(path)
     elif not path.is_file():
         raise StoreError(f"no trace store at {path}")
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if create:
-            _tighten(path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            _migrate(conn)
-        else:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            if version == 0 or not {"spans", "traces"} <= tables:
-                raise StoreError(f"{path} is not a tracekit trace store")
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
+        raise _open_error(path, exc, create) from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        app_id, version = _identify(conn, path)
+        if not create:
+            if version == 0:
+                raise StoreError(f"{path} is not a tracekit trace store (it is empty)")
+            return conn
+        _refuse_newer(version)
+        _tighten(path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
+            _migrate(conn)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise _open_error(path, exc, create) from exc
+        raise
     return conn
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError, create: bool) -> StoreError:
+    if exc.sqlite_errorname == "SQLITE_NOTADB":
+        return StoreError(
+            f"cannot read {path}: it is not an SQLite database, so not a tracekit trace store"
+        )
+    return StoreError(f"cannot {'open the trace store at' if create else 'read'} {path}: {exc}")
 
 
 # One encoder for every row: json.dumps with options builds a new one per call.
