@@ -4,7 +4,8 @@ LiteLLM's Opik callback use, recording what arrives (DESIGN.md §6).
 It merges records that arrive twice under one id (a start record, then an
 end record; POST then PATCH), un-gzips bodies, and can be told to fail:
 `mode = "error"` answers 500 to every write, `mode = "hang"` holds writes
-unanswered until `release()` (or `hang_limit` seconds).
+unanswered until `release()` (or `hang_limit` seconds), `mode = "slow"` answers
+each write after `slow_delay` seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-Mode = Literal["ok", "error", "hang"]
+Mode = Literal["ok", "error", "hang", "slow"]
 
 
 class OpikServer:
@@ -28,6 +29,7 @@ class OpikServer:
         self.requests: list[tuple[str, str]] = []
         self.mode: Mode = "ok"
         self.hang_limit = hang_limit
+        self.slow_delay = 0.05
         self._released = threading.Event()
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -83,6 +85,8 @@ class OpikServer:
             return 500
         if self.mode == "error":
             return 500
+        if self.mode == "slow":
+            self._released.wait(self.slow_delay)
         # api/v1/private/{traces,spans}[/batch | /{id}]
         if (
             len(parts) >= 4

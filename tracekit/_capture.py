@@ -120,17 +120,20 @@ class _Converter:
         # Exact types first: the common JSON-ish values skip the isinstance chain.
         kind = type(value)
         if kind is str:
-            if len(value) <= self.limits.max_string:
-                self.size += len(value) + 2
-                return value
-            return self._convert(value, depth)
+            if len(value) > self.limits.max_string:
+                value = _truncated_string(value, self.limits)
+            self.size += len(value) + 2
+            return value
         self.size += 8
         if value is None or kind is int or kind is bool:
             return value
         try:
-            return self._convert(value, depth)
+            result = self._convert(value, depth)
         except Exception:
-            return _truncated_string(f"<unserializable {_safe_repr(value)}>", self.limits)
+            result = _truncated_string(f"<unserializable {_safe_repr(value)}>", self.limits)
+        if type(result) is str:
+            self.size += len(result)
+        return result
 
     def _convert(self, value: Any, depth: int) -> Any:
         if value is None or isinstance(value, bool | int):
@@ -138,9 +141,7 @@ class _Converter:
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
-            text = _truncated_string(value, self.limits)
-            self.size += len(text)
-            return text
+            return _truncated_string(value, self.limits)
         if isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value[: self.limits.max_string])
             text = f"<bytes base64:{base64.b64encode(raw).decode()}>"

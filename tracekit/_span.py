@@ -8,6 +8,7 @@ on an exporter's thread.
 
 from __future__ import annotations
 
+import linecache
 import traceback
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -62,16 +63,69 @@ def utc_datetime(unix_ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=unix_ns // 1000)
 
 
-def _describe_error(exc: BaseException) -> dict[str, str]:
+# How much of an exception a span keeps: chained causes and frames per exception.
+_MAX_CHAIN = 5
+_MAX_FRAMES = 100
+
+
+class Failure:
+    """What a span keeps of the exception that left it: no frames, no locals.
+
+    Holding the exception would hold its traceback's frames, and with them
+    every local of every frame, until the span is exported. So the hot path
+    keeps only names, the message and code locations (a few µs), and the
+    traceback text is formatted later, on the export thread.
+    """
+
+    __slots__ = ("chain",)
+
+    def __init__(self, exc: BaseException) -> None:
+        # (type name, message, [(file, line, function)], how it links to the next)
+        self.chain: list[tuple[str, str, list[tuple[str, int, str]], str]] = []
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        link = ""
+        while current is not None and id(current) not in seen and len(self.chain) < _MAX_CHAIN:
+            seen.add(id(current))
+            frames = [
+                (frame.f_code.co_filename, lineno, frame.f_code.co_name)
+                for frame, lineno in traceback.walk_tb(current.__traceback__)
+            ][-_MAX_FRAMES:]
+            self.chain.append((type(current).__name__, _message(current), frames, link))
+            if current.__cause__ is not None:
+                current, link = current.__cause__, _CAUSE
+            elif current.__context__ is not None and not current.__suppress_context__:
+                current, link = current.__context__, _CONTEXT
+            else:
+                current = None
+
+    def describe(self) -> dict[str, str]:
+        """Opik's `error_info`: `exception_type`, `message` and `traceback`."""
+        type_name, message, _, _ = self.chain[0]
+        parts: list[str] = []
+        for name, text, frames, link in reversed(self.chain):
+            lines = ["Traceback (most recent call last):\n"] if frames else []
+            for filename, lineno, function in frames:
+                lines.append(f'  File "{filename}", line {lineno}, in {function}\n')
+                source = linecache.getline(filename, lineno).strip()
+                if source:
+                    lines.append(f"    {source}\n")
+            lines.append(f"{name}: {text}\n" if text else f"{name}\n")
+            parts.append("".join(lines))
+            if link:
+                parts.append(link)
+        return {"exception_type": type_name, "message": message, "traceback": "".join(parts)}
+
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _message(exc: BaseException) -> str:
     try:
-        message = str(exc)
+        return str(exc)
     except Exception:
-        message = f"<unprintable {type(exc).__name__}>"
-    try:
-        formatted = "".join(traceback.format_exception(exc))
-    except Exception:
-        formatted = ""
-    return {"exception_type": type(exc).__name__, "message": message, "traceback": formatted}
+        return f"<unprintable {type(exc).__name__}>"
 
 
 class Span:
@@ -133,7 +187,7 @@ class Span:
         now = time_ns()
         self._start_ns = now
         self._end_ns: int | None = None
-        self._exception: BaseException | None = None
+        self._exception: Failure | None = None
         self._foreign = False
         self._trace_updates: dict[str, Any] | None = None
         self._id_int = uuid7_int(now)
@@ -152,7 +206,7 @@ class Span:
         if _hooks.choose_parent is not None:
             parent = self._parent = _hooks.choose_parent(parent)
         if parent is None:
-            self._root: Span = self
+            self._root: Span | None = None  # not `self`: a cycle only the GC would free
             self._trace_id: str | None = None
             if project_name is None and defaults is not None:
                 project_name = defaults.project_name
@@ -160,7 +214,7 @@ class Span:
             self.thread_id = defaults.thread_id if defaults is not None else None
         else:
             # Every span of a trace lives in the trace's project and thread.
-            self._root = parent._root
+            self._root = parent._root or parent
             self.project_name = parent.project_name
             self.thread_id = parent.thread_id
         if defaults is None:
@@ -183,7 +237,7 @@ class Span:
             setattr(stand_in, slot, None)
         stand_in._foreign = True
         stand_in._start_ns = time_ns()
-        stand_in._root = stand_in
+        stand_in._root = None
         stand_in._id = span_id
         stand_in._trace_id = trace_id
         stand_in.name = "foreign"
@@ -203,7 +257,7 @@ class Span:
     @property
     def trace_id(self) -> str:
         """The id of the trace this span belongs to (a UUIDv7 string, not a span's id)."""
-        root = self._root
+        root = self._root or self
         text = root._trace_id
         if text is None:
             text = root._trace_id = format_uuid(root._id_int ^ _TRACE_ID_FLIP)
@@ -244,7 +298,7 @@ class Span:
         """None, or `exception_type`, `message` and `traceback` of the error it raised."""
         if self._exception is None:
             return None
-        return _describe_error(self._exception)
+        return self._exception.describe()
 
     @property
     def is_root(self) -> bool:
@@ -254,7 +308,7 @@ class Span:
     @property
     def trace_updates(self) -> Mapping[str, Any]:
         """Trace-level fields set with `update_current_trace()` in this trace."""
-        return self._root._trace_updates or {}
+        return (self._root or self)._trace_updates or {}
 
     def update(
         self,
@@ -291,7 +345,7 @@ class Span:
 
     def update_trace(self, **fields: Any) -> None:
         """Record trace-level fields (see `tracekit.update_current_trace`) on the root."""
-        root = self._root
+        root = self._root or self
         updates = dict(root._trace_updates or {})
         for key, value in fields.items():
             if value is None:
@@ -321,7 +375,7 @@ class Span:
         if self._end_ns is not None:
             return False
         if isinstance(exc, Exception):
-            self._exception = exc
+            self._exception = Failure(exc)
         else:
             self.metadata = {**(self.metadata or {}), "interrupted_by": type(exc).__name__}
         return self.end()

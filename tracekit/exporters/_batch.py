@@ -27,6 +27,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import sleep
 
 from tracekit._capture import Limits, Redactor, json_safe_converter
 from tracekit._log import logger
@@ -41,7 +42,7 @@ RETRY_DELAYS: tuple[float, ...] = (0.1, 0.5)
 
 # The conversion thread is woken once this many spans wait (or every
 # flush_interval): raw spans hold user objects, so they must not pile up.
-CONVERT_EVERY = 64
+CONVERT_EVERY = 16
 
 # What a record costs beyond its captured values (ids, times, names, objects).
 RECORD_OVERHEAD_BYTES = 400
@@ -154,6 +155,7 @@ class BatchProcessor:
         self._converter: threading.Thread | None = None
         self._deliverer: threading.Thread | None = None
         self._converter_done = False
+        self._attempt_error: Exception | None = None  # of the batch being sent, if any
         self._closing = False  # no new spans; the threads finish what they hold
         self._abandoned = False  # shutdown gave up waiting: the threads stop counting
         # Where every span is, changed under the lock. A span is appended to
@@ -183,8 +185,12 @@ class BatchProcessor:
         queue.append(span)
         if self._converter is None:
             self._start()
-        if len(queue) == CONVERT_EVERY:
-            self._wake.set()
+        waiting = len(queue)
+        if waiting % CONVERT_EVERY == 0:
+            if waiting == CONVERT_EVERY:
+                self._wake.set()
+            else:  # the converter lags: let it have the GIL now, not in 5 ms
+                sleep(0)
 
     def _drop_at_entry(self, count: int) -> None:
         with self._lock:
@@ -256,7 +262,13 @@ class BatchProcessor:
             self._outbox_bytes = 0
         left = never_taken + held
         if left:
-            cause = "the backend did not answer" if backend_silent else "still queued"
+            error = self._attempt_error
+            if not backend_silent:
+                cause = "still queued"
+            elif error is None:
+                cause = "the backend did not answer"
+            else:
+                cause = f"delivery kept failing with {type(error).__name__}: {error}"
             self._drop_log.loss(left, self._dropped, f"{cause} after {timeout:g} s at shutdown")
         counts = self.stats()
         if counts.dropped or counts.failed:
@@ -455,12 +467,14 @@ class BatchProcessor:
             try:
                 self._get_exporter().export(batch)
             except Exception as exc:
-                error = exc
+                error = self._attempt_error = exc
                 if delay is not None and not self._closing:
                     time.sleep(delay)
                 continue
+            self._attempt_error = None
             self._settle(count, exported=True)
             return
+        self._attempt_error = None
         self._settle(count, exported=False)
         self._fail_log.loss(count, self._failed(), f"{type(error).__name__}: {error}")
 

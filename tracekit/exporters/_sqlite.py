@@ -1,7 +1,20 @@
-"""The embedded default: every span and trace in a local SQLite file."""
+"""The embedded default: every span and trace in a local SQLite file.
+
+Fork safety: SQLite keeps per-process lock state for each open file, and a
+child forked while the parent writes inherits it half-held — its own writes
+then wait forever. So a fork waits until no write is in progress (each write
+holds `_writing`), and the child never touches the parent's connection: its
+exporter is replaced by a new one (see `BatchProcessor`), and the inherited
+connection is kept open, unused, because closing it could disturb the
+parent's WAL files.
+"""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 
 from tracekit._records import Batch
@@ -9,19 +22,51 @@ from tracekit._store import connect, write_batch
 
 __all__ = ["SQLiteExporter"]
 
+# Held around every write, and by a fork, so a child never starts mid-write.
+_writing = threading.Lock()
+_live: weakref.WeakSet[SQLiteExporter] = weakref.WeakSet()
+# Connections a forked child inherited: never used, never closed.
+_inherited: list[sqlite3.Connection] = []
+
 
 class SQLiteExporter:
     """Appends batches to the trace store at `path` (see `tracekit._store`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path, create=True)
+        self._conn: sqlite3.Connection | None = connect(path, create=True)
+        _live.add(self)
 
     def export(self, batch: Batch) -> None:
-        write_batch(self._conn, batch)
+        with _writing:
+            if self._conn is None:
+                raise RuntimeError("this trace store connection belongs to the parent process")
+            write_batch(self._conn, batch)
 
     def flush(self, timeout: float) -> bool:
         return True
 
     def shutdown(self) -> None:
-        self._conn.close()
+        with _writing:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _forget_in_child(self) -> None:
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_live):
+        exporter._forget_in_child()
+    _writing.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_writing.acquire,
+        after_in_parent=_writing.release,
+        after_in_child=_after_fork_in_child,
+    )

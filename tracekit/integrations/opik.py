@@ -36,7 +36,7 @@ _SIGNATURE = inspect.signature(span_creation_handler.create_span_respecting_cont
 
 def _is_under(span: Span, opik_span_id: str) -> bool:
     """Was `span` opened inside the opik span `opik_span_id` (tracekit span innermost)?"""
-    root = span._root
+    root = span._root or span
     return root._foreign and root._id == opik_span_id
 
 

@@ -1,0 +1,352 @@
+"""Every span is delivered or accounted for: at exit, on SIGTERM, with a stalled backend.
+
+Each case runs a real program in a fresh interpreter, as a user's would run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tracekit
+from tests.opik_server import Mode, OpikServer
+
+OFFLINE = {
+    "OPIK_SENTRY_ENABLE": "false",
+    "OPIK_ANALYTICS_ENABLE": "false",
+    "OPIK_WORKSPACE": "default",
+    "OPIK_PROJECT_NAME": "delivery",
+}
+
+# Printed by a program as its last line: the time its own work ended.
+ENDED = "import time; print('ended', time.time(), flush=True)"
+
+
+def _python(code: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **OFFLINE, **env},
+    )
+
+
+def _run(code: str, cwd: Path, **env: str) -> tuple[int, str, str, float]:
+    """Exit status, stdout, stderr, and seconds from the program's last line to its exit."""
+    process = _python(code, cwd, **env)
+    out, err = process.communicate(timeout=120)
+    exited = time.time()
+    ended = [line for line in out.splitlines() if line.startswith("ended ")]
+    exit_seconds = exited - float(ended[-1].split()[1]) if ended else float("nan")
+    return process.returncode, out, err, exit_seconds
+
+
+TEN_THOUSAND = f"""
+import tracekit
+tracekit.configure(exporter="opik", exit_timeout=5)
+
+@tracekit.track
+def step(i):
+    return i
+
+@tracekit.track
+def job(i):
+    for k in range(4):
+        step(k)
+    return i
+
+for i in range(2_000):
+    job(i)
+{ENDED}
+"""
+
+
+def test_a_healthy_opik_server_receives_every_span_at_normal_exit(
+    opik_server: OpikServer, tmp_path: Path
+) -> None:
+    """10,000 spans, then a normal exit: all 10,000 arrive, within exit_timeout."""
+    opik_server.reset()
+    status, _, err, exit_seconds = _run(TEN_THOUSAND, tmp_path, OPIK_URL_OVERRIDE=opik_server.url)
+    assert status == 0, err
+    assert len(opik_server.spans) == 10_000
+    assert len(opik_server.traces) == 2_000
+    assert exit_seconds < 5 + 1
+    assert "not delivered" not in err
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_opik_server_is_reported_with_its_real_cause(tmp_path: Path) -> None:
+    """With nothing listening, the exit report names the connection error, within exit_timeout."""
+    url = f"http://127.0.0.1:{_closed_port()}/api/"
+    program = TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
+        "exit_timeout=5", "exit_timeout=2"
+    )
+    status, _, err, exit_seconds = _run(program, tmp_path, OPIK_URL_OVERRIDE=url)
+    assert status == 0, err
+    assert "ConnectError" in err
+    assert "Connection refused" in err
+    assert "client has been closed" not in err
+    assert "100 of 100 span(s) were not delivered" in err
+    assert exit_seconds < 2 + 1
+
+
+def test_a_hanging_opik_server_delays_exit_by_exit_timeout_at_most(
+    opik_server: OpikServer, tmp_path: Path
+) -> None:
+    """A server that never answers: exit takes exit_timeout, and says the backend did not answer."""
+    opik_server.reset(mode="hang")
+    program = TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
+        "exit_timeout=5", "exit_timeout=1"
+    )
+    try:
+        status, _, err, exit_seconds = _run(program, tmp_path, OPIK_URL_OVERRIDE=opik_server.url)
+    finally:
+        opik_server.release()
+    assert status == 0, err
+    assert "the backend did not answer" in err
+    assert exit_seconds < 1 + 1
+
+
+@pytest.fixture
+def server_in_mode(opik_server: OpikServer, request: pytest.FixtureRequest) -> Iterator[Mode]:
+    mode: Mode = request.param
+    opik_server.reset(mode=mode)
+    opik_server.hang_limit = 2.0
+    tracekit.configure(exporter="opik", batch_size=20, flush_interval=0.01, request_timeout=1)
+    yield mode
+    opik_server.release()
+    tracekit.configure(exporter="none", exit_timeout=5)
+    opik_server.reset()
+    opik_server.hang_limit = 20.0
+
+
+@pytest.mark.parametrize("server_in_mode", ["error", "slow", "hang", "ok"], indirect=True)
+def test_every_span_is_in_exactly_one_state_at_every_moment(server_in_mode: Mode) -> None:
+    """produced == queued + in_flight + exported + dropped + failed, read at random moments."""
+
+    @tracekit.track
+    def work(i: int) -> int:
+        return i
+
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set() and i < 3_000:
+            work(i)
+            i += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    seen: list[dict[str, int]] = []
+    deadline = time.monotonic() + 2.0
+    chance = random.Random(7)
+    while time.monotonic() < deadline:
+        seen.append(tracekit.stats())
+        time.sleep(chance.random() / 100)
+    stop.set()
+    producer.join()
+    tracekit.flush(3)
+    seen.append(tracekit.stats())
+    assert len(seen) > 50
+    for counts in seen:
+        parts = ("queued", "in_flight", "exported", "dropped", "failed")
+        assert counts["produced"] == sum(counts[p] for p in parts), counts
+    assert seen[-1]["produced"] > 0
+    if server_in_mode == "error":
+        assert seen[-1]["failed"] > 0
+
+
+SIGTERM_PROGRAM = """
+import sys, time, tracekit
+tracekit.configure(exporter="sqlite", max_queue=1_000_000, exit_timeout=60)
+
+@tracekit.track
+def step(i):
+    return i
+
+@tracekit.track
+def job(i):
+    for k in range(4):
+        step(k)
+
+for i in range(20_000):
+    job(i)
+print("ready", flush=True)
+time.sleep(60)
+print("not killed", flush=True)
+"""
+
+
+def test_sigterm_delivers_every_span_then_dies_of_sigterm(tmp_path: Path) -> None:
+    """SIGTERM during heavy export: all 100,000 spans reach the store, exit status is -15."""
+    db = tmp_path / "t.db"
+    process = _python(SIGTERM_PROGRAM, tmp_path, TRACEKIT_DB=str(db))
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM, err
+    assert "not killed" not in out
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 100_000
+
+
+@pytest.mark.parametrize("order", ["before import", "after import"])
+def test_an_applications_own_sigterm_handler_is_left_alone(tmp_path: Path, order: str) -> None:
+    """A SIGTERM handler the application installs, before or after tracekit, stays in charge."""
+    install = "signal.signal(signal.SIGTERM, lambda *a: print('mine', flush=True))"
+    program = f"""
+    import os, signal
+    {install if order == "before import" else ""}
+    import tracekit
+    {install if order == "after import" else ""}
+    with tracekit.span("s"):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("alive", flush=True)
+    """
+    status, out, err, _ = _run(program, tmp_path, TRACEKIT_DB=str(tmp_path / "t.db"))
+    assert status == 0, err
+    assert out.splitlines() == ["mine", "alive"]
+
+
+def test_handle_sigterm_false_leaves_the_default_action(tmp_path: Path) -> None:
+    """configure(handle_sigterm=False): SIGTERM keeps its default action."""
+    program = """
+    import signal, tracekit
+    print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    tracekit.configure(exporter="sqlite", handle_sigterm=False)
+    print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    """
+    status, out, err, _ = _run(program, tmp_path, TRACEKIT_DB=str(tmp_path / "t.db"))
+    assert status == 0, err
+    assert out.split() == ["False", "True"]
+
+
+STALLED = """
+import resource, sys, threading, tracekit
+
+class Stalled:
+    def export(self, batch):
+        threading.Event().wait()
+    def flush(self, timeout):
+        return True
+    def shutdown(self):
+        pass
+
+tracekit.configure(exporter=Stalled(), exit_timeout=0.1, max_buffer_bytes=MAX_BUFFER)
+
+@tracekit.track
+def takes(data):
+    return len(data)
+
+@tracekit.track
+def fails():
+    local = bytearray(1_000_000)
+    raise ValueError("no")
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+start = peak_mb()
+for i in range(CALLS):
+    takes(bytearray(1_000_000))
+    takes("x" * 1_000_000)
+    try:
+        fails()
+    except ValueError:
+        pass
+print(peak_mb() - start)
+"""
+
+
+@pytest.mark.parametrize(("calls", "max_buffer_mb"), [(1_500, 64), (3_000, 8)])
+def test_a_stalled_backend_holds_memory_within_the_buffer_bound(
+    tmp_path: Path, calls: int, max_buffer_mb: int
+) -> None:
+    """Calls with fresh 1 MB arguments and locals grow RSS by < max_buffer_bytes + 50 MB."""
+    program = STALLED.replace("CALLS", str(calls)).replace(
+        "MAX_BUFFER", str(max_buffer_mb * 1024 * 1024)
+    )
+    status, out, err, _ = _run(program, tmp_path)
+    assert status == 0, err
+    growth_mb = float(out.split()[0])
+    assert growth_mb < max_buffer_mb + 50, f"RSS grew by {growth_mb:.0f} MB"
+
+
+FORKS = """
+import os, sqlite3, sys, tracekit
+db = sys.argv[1]
+tracekit.configure(exporter="sqlite", db_path=db, flush_interval=0.01, max_queue=100_000)
+
+@tracekit.track
+def job(i):
+    return i
+
+for i in range(10_000):
+    job(i)
+children = []
+for c in range(12):
+    pid = os.fork()
+    if pid == 0:
+        counts = tracekit.stats()
+        fresh = counts["produced"] == 0
+        for i in range(2_000):
+            job(i)
+        ok = tracekit.flush(60) and tracekit.stats()["exported"] == 2_000
+        os._exit(0 if ok and fresh else 3)
+    children.append(pid)
+    for i in range(2_000):  # the parent keeps writing while the next child forks
+        job(i)
+statuses = [os.waitpid(pid, 0)[1] for pid in children]
+assert tracekit.flush(60)
+print(statuses, tracekit.stats()["exported"])
+"""
+
+
+@pytest.mark.parametrize("repetition", range(3))
+def test_children_forked_during_heavy_sqlite_writing_deliver_all_their_spans(
+    tmp_path: Path, repetition: int
+) -> None:
+    """12 children x 2,000 spans forked mid-write: 24,000 child rows, counters start at zero."""
+    db = tmp_path / "fork.db"
+    code = textwrap.dedent(FORKS)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("]")[0] == "[" + ", ".join(["0"] * 12)
+    parent_spans = 10_000 + 12 * 2_000
+    assert int(result.stdout.split()[-1]) == parent_spans
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == parent_spans + 24_000
+    assert os.stat(db).st_size > 0
