@@ -7,6 +7,11 @@ agent step) are produced as fast as one thread can, then flushed; spans/s is
 end to end (produce + export, both on this machine's cores), and the export
 thread's CPU per span is the process CPU minus the producing thread's.
 
+Sustained: 1,000,000 spans produced as fast as one thread can, with the
+default SQLite settings (queue 10,000, buffer 64 MB): spans/s, what was
+exported or dropped, and the process RSS at the start, at its peak and at
+the end.
+
 Overhead: medians over interleaved rounds of bursts of traced calls, the
 exporter draining (untimed) between bursts, against the same call with
 exporter "none" (capture only: the span is recorded, nothing exported).
@@ -83,6 +88,41 @@ def throughput(name: str, traces: int) -> tuple[float, float]:
     return spans / wall, export_cpu / spans * 1e6
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sustained(spans: int) -> None:
+    """A long burst with the default SQLite settings: rate, account, memory."""
+    tracekit.configure(exporter="sqlite", db_path=DB)
+    start_rss = _rss_mb()
+    wall0 = time.perf_counter()
+    for n in range(spans // 5):
+        request(n)
+    produced_s = time.perf_counter() - wall0
+    tracekit.flush(600)
+    wall = time.perf_counter() - wall0
+    counts = tracekit.stats()
+    print(f"Sustained: {spans:,} spans, default SQLite settings.\n")
+    print("| produced | exported | dropped | failed | produce s | end-to-end spans/s |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {counts['produced']:,} | {counts['exported']:,} | {counts['dropped']:,} "
+        f"| {counts['failed']:,} | {produced_s:.1f} | {counts['exported'] / wall:,.0f} |"
+    )
+    print(f"\nRSS MB: start {start_rss:.0f}, peak {_peak_rss_mb():.0f}, end {_rss_mb():.0f}\n")
+
+
 def burst_cost(calls: int) -> float:
     start = time.perf_counter()
     for n in range(calls):
@@ -108,11 +148,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=20_000, help="traces for SQLite (5 spans)")
     parser.add_argument("--opik-traces", type=int, default=4_000, help="traces for Opik")
+    parser.add_argument("--sustained", type=int, default=1_000_000, help="spans, sustained run")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--burst", type=int, default=1_000, help="calls per timed burst")
     args = parser.parse_args()
 
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs.\n")
+    sustained(args.sustained)
     print("| exporter | spans/s (end to end) | export CPU µs/span |")
     print("|---|---|---|")
     for name, traces in (("sqlite", args.traces), ("opik (local server)", args.opik_traces)):

@@ -41,3 +41,17 @@ class RecordingExporter:
     @property
     def span_names(self) -> list[str]:
         return [s.name for b in self.batches for s in b.spans]
+
+
+# The source of an exporter that never answers, for programs run in a subprocess.
+STALLED_EXPORTER = """
+import threading
+
+class Stalled:
+    def export(self, batch):
+        threading.Event().wait()
+    def flush(self, timeout):
+        return True
+    def shutdown(self):
+        pass
+"""

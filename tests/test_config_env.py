@@ -113,3 +113,11 @@ def test_disabled_records_nothing_and_leaves_functions_undecorated(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "wrapped: False" in result.stdout
     assert not (tmp_path / ".tracekit").exists()
+
+
+def test_an_environment_problem_is_said_once_per_process(tmp_path: Path) -> None:
+    """configure() called again does not repeat the TRACEKIT_EXPORTER warning."""
+    program = PROGRAM + "\ntracekit.configure()\ntracekit.configure(project_name='p')\n"
+    result = _run(tmp_path, program, TRACEKIT_EXPORTER="bogus")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import tracekit
+from tests.exporters_for_tests import STALLED_EXPORTER
 from tests.opik_server import Mode, OpikServer
 
 OFFLINE = {
@@ -33,9 +34,9 @@ OFFLINE = {
 ENDED = "import time; print('ended', time.time(), flush=True)"
 
 
-def _python(code: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+def _python(code: str, cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,10 +45,10 @@ def _python(code: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def _run(code: str, cwd: Path, **env: str) -> tuple[int, str, str, float]:
+def _run(code: str, cwd: Path, *args: str, **env: str) -> tuple[int, str, str, float]:
     """Exit status, stdout, stderr, and seconds from the program's last line to its exit."""
-    process = _python(code, cwd, **env)
-    out, err = process.communicate(timeout=120)
+    process = _python(code, cwd, *args, **env)
+    out, err = process.communicate(timeout=300)
     exited = time.time()
     ended = [line for line in out.splitlines() if line.startswith("ended ")]
     exit_seconds = exited - float(ended[-1].split()[1]) if ended else float("nan")
@@ -113,7 +114,8 @@ def test_a_hanging_opik_server_delays_exit_by_exit_timeout_at_most(
 ) -> None:
     """A server that never answers: exit takes exit_timeout, and says the backend did not answer."""
     opik_server.reset(mode="hang")
-    program = TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
+    # opik imported up front: the exporter is ready when exit begins (see the next test).
+    program = "import opik\n" + TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
         "exit_timeout=5", "exit_timeout=1"
     )
     try:
@@ -123,6 +125,18 @@ def test_a_hanging_opik_server_delays_exit_by_exit_timeout_at_most(
     assert status == 0, err
     assert "the backend did not answer" in err
     assert exit_seconds < 1 + 1
+
+
+def test_a_healthy_opik_server_receives_a_short_programs_spans(
+    opik_server: OpikServer, tmp_path: Path
+) -> None:
+    """A program that exits at once still delivers: the exporter starts with the first span."""
+    opik_server.reset()
+    program = TEN_THOUSAND.replace("range(2_000)", "range(20)")
+    status, _, err, exit_seconds = _run(program, tmp_path, OPIK_URL_OVERRIDE=opik_server.url)
+    assert status == 0, err
+    assert len(opik_server.spans) == 100
+    assert exit_seconds < 5 + 1
 
 
 @pytest.fixture
@@ -244,16 +258,10 @@ def test_handle_sigterm_false_leaves_the_default_action(tmp_path: Path) -> None:
     assert out.split() == ["False", "True"]
 
 
-STALLED = """
+STALLED = (
+    STALLED_EXPORTER
+    + """
 import resource, sys, threading, tracekit
-
-class Stalled:
-    def export(self, batch):
-        threading.Event().wait()
-    def flush(self, timeout):
-        return True
-    def shutdown(self):
-        pass
 
 tracekit.configure(exporter=Stalled(), exit_timeout=0.1, max_buffer_bytes=MAX_BUFFER)
 
@@ -279,6 +287,7 @@ for i in range(CALLS):
         pass
 print(peak_mb() - start)
 """
+)
 
 
 @pytest.mark.parametrize(("calls", "max_buffer_mb"), [(1_500, 64), (3_000, 8)])
@@ -331,22 +340,88 @@ def test_children_forked_during_heavy_sqlite_writing_deliver_all_their_spans(
 ) -> None:
     """12 children x 2,000 spans forked mid-write: 24,000 child rows, counters start at zero."""
     db = tmp_path / "fork.db"
-    code = textwrap.dedent(FORKS)
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(db)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("]")[0] == "[" + ", ".join(["0"] * 12)
+    status, out, err, _ = _run(FORKS, tmp_path, str(db))
+    assert status == 0, err
+    assert out.split("]")[0] == "[" + ", ".join(["0"] * 12)
     parent_spans = 10_000 + 12 * 2_000
-    assert int(result.stdout.split()[-1]) == parent_spans
+    assert int(out.split()[-1]) == parent_spans
     import sqlite3
 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == parent_spans + 24_000
     assert os.stat(db).st_size > 0
+
+
+MULTIPROCESSING_CHILDREN = """
+import multiprocessing, sqlite3, sys, tracekit
+db = sys.argv[1]
+tracekit.configure(exporter="sqlite", db_path=db)
+
+@tracekit.track
+def job(i):
+    return i
+
+def child(n):
+    for i in range(100):
+        job(i)  # no flush(): the child ends through os._exit
+
+if __name__ == "__main__":
+    job(0)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=child, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert tracekit.flush(30)
+    print(sqlite3.connect(db).execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+"""
+
+
+def test_multiprocessing_fork_children_deliver_without_flushing(tmp_path: Path) -> None:
+    """Children started with the "fork" method, which skip atexit, still deliver every span."""
+    db = tmp_path / "mp.db"
+    status, out, err, _ = _run(MULTIPROCESSING_CHILDREN, tmp_path, str(db))
+    assert status == 0, err
+    assert out.split() == [str(1 + 4 * 100)]
+
+
+HEAVY_THREADS = (
+    STALLED_EXPORTER
+    + """
+import resource, sys, threading, tracekit
+
+tracekit.configure(exporter=Stalled(), exit_timeout=0.1, max_buffer_bytes=16 * 1024 * 1024)
+
+class Holder:
+    def __init__(self):
+        self.blob = bytearray(4 * 1024 * 1024)
+
+@tracekit.track
+def takes(value):
+    return value
+
+def worker():
+    for _ in range(100):
+        takes(Holder())
+        takes(bytearray(4 * 1024 * 1024))
+
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+counts = tracekit.stats()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start, counts["dropped"])
+"""
+)
+
+
+def test_many_threads_with_big_values_stay_within_the_memory_bound(tmp_path: Path) -> None:
+    """8 threads passing 4 MB values to a stalled backend: RSS < max_buffer_bytes + 50 MB."""
+    status, out, err, _ = _run(HEAVY_THREADS, tmp_path)
+    assert status == 0, err
+    growth_mb, dropped = out.split()
+    assert float(growth_mb) < 16 + 50
+    assert int(dropped) > 0  # what could not be held was counted, not kept

@@ -16,6 +16,7 @@ import enum
 import fnmatch
 import math
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -102,6 +103,21 @@ def _safe_repr(value: object) -> str:
             return "<unrepresentable>"
 
 
+def _shallow_size(value: object) -> int:
+    """An object's own size plus its attributes': what holding it may cost, roughly."""
+    try:
+        size = sys.getsizeof(value)
+        attributes = getattr(value, "__dict__", None)
+        if type(attributes) is dict:
+            for index, item in enumerate(attributes.values()):
+                if index >= 100:
+                    break
+                size += sys.getsizeof(item)
+        return size
+    except Exception:
+        return 0
+
+
 def _key_text(key: object) -> str:
     return key if isinstance(key, str) else _safe_repr(key)
 
@@ -115,11 +131,14 @@ class _Converter:
         self.on_path: set[int] = set()
         # Roughly the bytes of JSON made so far: string lengths plus a few per value.
         self.size = 0
+        # Roughly the bytes of the user's values read so far, before truncation.
+        self.raw_size = 0
 
     def convert(self, value: Any, depth: int) -> Any:
         # Exact types first: the common JSON-ish values skip the isinstance chain.
         kind = type(value)
         if kind is str:
+            self.raw_size += len(value)
             if len(value) > self.limits.max_string:
                 value = _truncated_string(value, self.limits)
             self.size += len(value) + 2
@@ -141,8 +160,10 @@ class _Converter:
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
+            self.raw_size += len(value)
             return _truncated_string(value, self.limits)
         if isinstance(value, bytes | bytearray | memoryview):
+            self.raw_size += value.nbytes if isinstance(value, memoryview) else len(value)
             raw = bytes(value[: self.limits.max_string])
             text = f"<bytes base64:{base64.b64encode(raw).decode()}>"
             return _truncated_string(text, self.limits)
@@ -182,9 +203,11 @@ class _Converter:
         tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
         if callable(tolist) and not isinstance(value, type):
             return self._convert(tolist(), depth)
+        self.raw_size += _shallow_size(value)
         return _truncated_string(_safe_repr(value), self.limits)
 
     def _mapping(self, items: Iterable[tuple[Any, Any]], size: int, depth: int) -> dict[str, Any]:
+        self.raw_size += 16 * size
         result: dict[str, Any] = {}
         for index, (key, item) in enumerate(items):
             if index >= self.limits.max_items:
@@ -196,6 +219,7 @@ class _Converter:
         return result
 
     def _sequence(self, items: Iterable[Any], size: int, depth: int) -> list[Any]:
+        self.raw_size += 8 * size
         result: list[Any] = []
         for index, item in enumerate(items):
             if index >= self.limits.max_items:
@@ -226,6 +250,12 @@ class SafeConverter:
         """The approximate bytes converted since the last call."""
         size = self._converter.size
         self._converter.size = 0
+        return size
+
+    def take_raw_size(self) -> int:
+        """The approximate bytes of the values read since the last call, before truncation."""
+        size = self._converter.raw_size
+        self._converter.raw_size = 0
         return size
 
 

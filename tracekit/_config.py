@@ -31,12 +31,18 @@ _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("0", "false", "no", "off", "n", "")
 
 
+_said: set[str] = set()
+
+
 def environment_problem(message: str) -> None:
     """Say once, on one line, that an environment value was not understood.
 
     A typo in a deployment's environment must never stop the application:
     the caller goes on with the documented fallback.
     """
+    if message in _said:
+        return
+    _said.add(message)
     if logger.hasHandlers() and logger.getEffectiveLevel() <= 30:
         logger.warning("tracekit: %s", message)
     else:

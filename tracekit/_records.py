@@ -85,6 +85,11 @@ class Batch:
         return len(self.spans) + len(self.traces)
 
 
+def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
+    info = span.error_info
+    return None if info is None else safe(info)  # bounded like every other value
+
+
 def span_record(
     span: Span, safe: Safe = _identity, default_project: str | None = None
 ) -> SpanRecord:
@@ -108,7 +113,7 @@ def span_record(
         model=span.model,
         provider=span.provider,
         total_cost=span.total_cost,
-        error_info=span.error_info,
+        error_info=_error_info(span, safe),
     )
 
 
@@ -138,5 +143,5 @@ def trace_record(
         tags=list(dict.fromkeys(tags)),
         project_name=root.project_name or default_project,
         thread_id=updates.get("thread_id", root.thread_id),
-        error_info=root.error_info,
+        error_info=root_record.error_info,
     )

@@ -14,6 +14,7 @@ imported — usually after tracekit — so whoever imports opik calls
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import threading
@@ -38,16 +39,17 @@ class Deadline:
         return max(0.0, self._at - time.monotonic())
 
 
-_finished = threading.Event()
+_finished = False
 
 
 def finish(timeout: float) -> None:
     """Drain integrations, then deliver and stop the pipeline: `timeout` seconds in all."""
     from tracekit import _config  # _config imports this module
 
-    if _finished.is_set():
+    global _finished
+    if _finished:
         return
-    _finished.set()
+    _finished = True
     deadline = Deadline(timeout)
     _config.run_before_flush(deadline.remaining())
     for hook in list(_hooks.at_exit):
@@ -69,6 +71,27 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child flushes its own spans when it ends.
+
+    `multiprocessing` children (fork start method) end with `os._exit`, which
+    skips `atexit`; they do run `threading._shutdown()`, and so the hooks
+    registered with `threading._register_atexit` (as `concurrent.futures`
+    does). A plain `os.fork()` child that returns normally runs both; the
+    second call does nothing.
+    """
+    global _finished
+    _finished = False
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # the interpreter is shutting down
+            register(_at_exit)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def run_exit_hook_first() -> None:

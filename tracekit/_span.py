@@ -66,6 +66,7 @@ def utc_datetime(unix_ns: int) -> datetime:
 # How much of an exception a span keeps: chained causes and frames per exception.
 _MAX_CHAIN = 5
 _MAX_FRAMES = 100
+_MAX_MESSAGE = 100_000
 
 
 class Failure:
@@ -123,9 +124,11 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 
 def _message(exc: BaseException) -> str:
     try:
-        return str(exc)
+        text = str(exc)
     except Exception:
         return f"<unprintable {type(exc).__name__}>"
+    # A ceiling until the export thread applies max_string_length.
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE]
 
 
 class Span:

@@ -20,6 +20,7 @@ at every moment. Each burst of losses is logged once, with its cause.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import sleep
 
-from tracekit._capture import Limits, Redactor, json_safe_converter
+from tracekit._capture import Limits, Redactor, SafeConverter, json_safe_converter
 from tracekit._log import logger
 from tracekit._records import Batch, SpanRecord, TraceRecord, span_record, trace_record
 from tracekit._span import Span
@@ -40,9 +41,21 @@ __all__ = ["BatchProcessor", "ExportOptions", "Stats"]
 # Waits between the attempts at one batch; a batch is tried len + 1 times.
 RETRY_DELAYS: tuple[float, ...] = (0.1, 0.5)
 
-# The conversion thread is woken once this many spans wait (or every
-# flush_interval): raw spans hold user objects, so they must not pile up.
-CONVERT_EVERY = 16
+# While spans hold big values, the conversion thread is woken once this many
+# spans wait (light spans: a batch, or every flush_interval): raw spans hold
+# the user's objects, so heavy ones must not pile up.
+CONVERT_EVERY = 8
+
+# Spans that hold more than this (in strings, bytes and items, before
+# truncation) are heavy: while heavy spans wait, every CONVERT_EVERY-th
+# traced call yields the GIL to the converter, so the user's values do not
+# pile up for a whole 5 ms switch interval. Light spans never pay for it.
+HEAVY_SPAN_BYTES = 64 * 1024
+
+# While spans are heavy, the queue of spans not yet converted holds at most
+# about this many bytes of the user's values (at least 4 spans); past it,
+# spans are dropped and counted rather than held.
+RAW_BUDGET_BYTES = 32 * 1024 * 1024
 
 # What a record costs beyond its captured values (ids, times, names, objects).
 RECORD_OVERHEAD_BYTES = 400
@@ -102,7 +115,7 @@ class _Converted:
 
 
 class _BurstLog:
-    """Logs the first loss of a burst; stays quiet until a delivery succeeds again."""
+    """Logs the first loss of a burst; quiet until the caller says the burst is over."""
 
     def __init__(self, what: str) -> None:
         self._what = what
@@ -113,7 +126,7 @@ class _BurstLog:
             self._in_burst = True
             logger.warning(
                 "tracekit: %s %d span(s) (%s); %d so far. Further losses are counted "
-                "in tracekit.stats() and logged again after the next successful export.",
+                "in tracekit.stats() and logged again after the next recovery.",
                 self._what,
                 count,
                 reason,
@@ -155,7 +168,10 @@ class BatchProcessor:
         self._converter: threading.Thread | None = None
         self._deliverer: threading.Thread | None = None
         self._converter_done = False
-        self._attempt_error: Exception | None = None  # of the batch being sent, if any
+        self._heavy = True  # the spans converted last held big values (until seen)
+        self._raw_per_span = 2.0 * HEAVY_SPAN_BYTES
+        self._set_limits()  # _queue_limit, _check_every: fewer while spans are heavy
+        self._attempt_error: BaseException | None = None  # of the batch being sent, if any
         self._closing = False  # no new spans; the threads finish what they hold
         self._abandoned = False  # shutdown gave up waiting: the threads stop counting
         # Where every span is, changed under the lock. A span is appended to
@@ -179,29 +195,41 @@ class BatchProcessor:
     def __call__(self, span: Span) -> None:
         """Queue a finished span. Never blocks: a full queue drops and counts it."""
         queue = self._queue
-        if self._closing or len(queue) >= self._max_queue:
+        if self._closing or len(queue) >= self._queue_limit:
             self._drop_at_entry(1)
             return
         queue.append(span)
         if self._converter is None:
             self._start()
         waiting = len(queue)
-        if waiting % CONVERT_EVERY == 0:
-            if waiting == CONVERT_EVERY:
+        if waiting % self._check_every == 0:
+            self._on_backlog(waiting)
+
+    def _on_backlog(self, waiting: int) -> None:
+        """Every few queued spans: wake the converter, or yield the GIL to it."""
+        if not self._heavy:
+            if waiting >= self._batch_size:
                 self._wake.set()
-            else:  # the converter lags: let it have the GIL now, not in 5 ms
-                sleep(0)
+        elif waiting == self._check_every:
+            self._wake.set()
+        else:  # big values pile up: let the converter have the GIL now, not in 5 ms
+            sleep(0)
 
     def _drop_at_entry(self, count: int) -> None:
+        self._wake.set()
         with self._lock:
             self._entry_dropped += count
             self._dropped += count
             total = self._dropped
-        reason = (
-            "tracekit shut down"
-            if self._closing
-            else f"the export queue is full; max_queue={self._max_queue}"
-        )
+        if self._closing:
+            reason = "tracekit shut down"
+        elif self._queue_limit < self._max_queue:
+            reason = (
+                f"{self._queue_limit} spans with large values already wait for conversion; "
+                f"at most {RAW_BUDGET_BYTES >> 20} MB of them are held"
+            )
+        else:
+            reason = f"the export queue is full; max_queue={self._max_queue}"
         self._drop_log.loss(count, total, reason)
 
     def _start(self) -> None:
@@ -263,7 +291,9 @@ class BatchProcessor:
         left = never_taken + held
         if left:
             error = self._attempt_error
-            if not backend_silent:
+            if self._exporter is None and held:
+                cause = "the exporter was still starting"
+            elif not backend_silent:
                 cause = "still queued"
             elif error is None:
                 cause = "the backend did not answer"
@@ -333,22 +363,43 @@ class BatchProcessor:
             return taken
 
     def _convert_all(self) -> None:
+        options = self._options
+        safe = json_safe_converter(options.limits, options.redactor)
         while taken := self._take():
-            ready = [self._convert(item) for item in taken]
+            ready = [self._convert(item, safe) for item in taken]
+            self._note_weight(safe.take_raw_size(), len(taken))
             del taken  # release the user's objects now, whatever delivery does
             self._to_outbox(ready)
 
-    def _convert(self, item: Span | _FlushRequest) -> _Converted | _FlushRequest | None:
+    def _note_weight(self, raw_bytes: int, spans: int) -> None:
+        """Follow the bytes per span, averaged over the last ~64 spans."""
+        weight = min(1.0, spans / 64)
+        self._raw_per_span += weight * (raw_bytes / spans - self._raw_per_span)
+        self._heavy = self._raw_per_span > HEAVY_SPAN_BYTES
+        self._set_limits()
+
+    def _set_limits(self) -> None:
+        if self._heavy:
+            limit = max(4, int(RAW_BUDGET_BYTES / self._raw_per_span))
+            self._queue_limit = min(self._max_queue, limit)
+            self._check_every = max(1, min(CONVERT_EVERY, self._queue_limit // 2))
+        else:
+            self._queue_limit = self._max_queue
+            self._check_every = CONVERT_EVERY
+
+    def _convert(
+        self, item: Span | _FlushRequest, safe: SafeConverter
+    ) -> _Converted | _FlushRequest | None:
         """The span's records (None when it cannot be described), or the marker as is."""
         if type(item) is _FlushRequest:
             return item
         assert isinstance(item, Span)
         options = self._options
-        safe = json_safe_converter(options.limits, options.redactor)
         try:
             record = span_record(item, safe, options.project_name)
             trace = trace_record(item, safe, options.project_name, record) if item.is_root else None
         except Exception:  # a span that cannot be described is counted, not fatal
+            safe.take_size()
             return None
         return _Converted(record, trace, safe.take_size() + RECORD_OVERHEAD_BYTES)
 
@@ -398,6 +449,10 @@ class BatchProcessor:
     # -- the delivery thread -------------------------------------------------------
 
     def _deliver_loop(self) -> None:
+        # Build the exporter now, not at the first batch: it may import a
+        # library for seconds (opik), time a short program's exit cannot spare.
+        with contextlib.suppress(BaseException):  # raised again, and counted, on export
+            self._get_exporter()
         while True:
             with self._lock:
                 while not self._outbox and not (self._closing and self._converter_done):
@@ -410,7 +465,7 @@ class BatchProcessor:
                     self._finish_flush(work)
                 else:
                     self._deliver(work)
-            except Exception:  # never let the thread die
+            except BaseException:  # never let the thread die, whatever an exporter raises
                 logger.exception("tracekit: export thread error")
         self._close_exporter()
 
@@ -440,7 +495,7 @@ class BatchProcessor:
             try:
                 if not exporter.flush(request.remaining()):
                     request.lost += 1
-            except Exception:
+            except BaseException:
                 logger.exception("tracekit: exporter flush failed")
                 request.lost += 1
         request.done.set()
@@ -458,15 +513,15 @@ class BatchProcessor:
                 batch.traces.append(item.trace)
         count = len(items)
         del items
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
             delays = getattr(self._get_exporter(), "retry_delays", RETRY_DELAYS)
-        except Exception:
+        except BaseException:
             delays = RETRY_DELAYS  # the attempts below raise it again, and count it
         for delay in (*delays, None):
             try:
                 self._get_exporter().export(batch)
-            except Exception as exc:
+            except BaseException as exc:  # an exporter's SystemExit must not stop delivery
                 error = self._attempt_error = exc
                 if delay is not None and not self._closing:
                     time.sleep(delay)
@@ -487,16 +542,18 @@ class BatchProcessor:
                 self._exported += count
             else:
                 self._failed_delivering += count
+            drained = not self._outbox and not self._queue
         if exported:
-            self._fail_log.recovered()
-            self._drop_log.recovered()
+            self._fail_log.recovered()  # the backend answers again
+            if drained:  # the pressure that made spans drop is gone
+                self._drop_log.recovered()
 
     def _close_exporter(self) -> None:
         exporter = self._exporter
         if exporter is not None:
             try:
                 exporter.shutdown()
-            except Exception:
+            except BaseException:
                 logger.exception("tracekit: exporter shutdown failed")
 
     # -- fork ----------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """The embedded default: every span and trace in a local SQLite file.
 
 Fork safety: SQLite keeps per-process lock state for each open file, and a
-child forked while the parent writes inherits it half-held — its own writes
-then wait forever. So a fork waits until no write is in progress (each write
-holds `_writing`), and the child never touches the parent's connection: its
-exporter is replaced by a new one (see `BatchProcessor`), and the inherited
-connection is kept open, unused, because closing it could disturb the
-parent's WAL files.
+child forked while the parent opens or writes the store inherits it
+half-held: its own writes then wait forever. So a fork waits until no SQLite
+work of ours is in progress (opening, writing and closing hold `_writing`),
+and the child never touches the parent's connection: its exporter is
+replaced by a new one (see `BatchProcessor`), and the inherited connection is
+kept open, unused, because closing it could disturb the parent's WAL files.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ class SQLiteExporter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = connect(path, create=True)
-        _live.add(self)
+        with _writing:  # opening may create or migrate the store: no fork meanwhile
+            self._conn: sqlite3.Connection | None = connect(path, create=True)
+            _live.add(self)
 
     def export(self, batch: Batch) -> None:
         with _writing:
