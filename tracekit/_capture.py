@@ -129,21 +129,21 @@ class _Converter:
         self.limits = limits
         self.redactor = redactor
         self.on_path: set[int] = set()
-        # Roughly the bytes of JSON made so far: string lengths plus a few per value.
+        # Roughly the bytes of JSON made so far: string lengths plus a few per item.
         self.size = 0
-        # Roughly the bytes of the user's values read so far, before truncation.
-        self.raw_size = 0
+        # Roughly the bytes of the user's values that were read but not kept
+        # (truncated, or behind a repr): with `size`, what the values held.
+        self.cut = 0
 
     def convert(self, value: Any, depth: int) -> Any:
         # Exact types first: the common JSON-ish values skip the isinstance chain.
         kind = type(value)
         if kind is str:
-            self.raw_size += len(value)
             if len(value) > self.limits.max_string:
+                self.cut += len(value)
                 value = _truncated_string(value, self.limits)
-            self.size += len(value) + 2
+            self.size += len(value)
             return value
-        self.size += 8
         if value is None or kind is int or kind is bool:
             return value
         try:
@@ -160,10 +160,11 @@ class _Converter:
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
-            self.raw_size += len(value)
+            if len(value) > self.limits.max_string:
+                self.cut += len(value)
             return _truncated_string(value, self.limits)
         if isinstance(value, bytes | bytearray | memoryview):
-            self.raw_size += value.nbytes if isinstance(value, memoryview) else len(value)
+            self.cut += value.nbytes if isinstance(value, memoryview) else len(value)
             raw = bytes(value[: self.limits.max_string])
             text = f"<bytes base64:{base64.b64encode(raw).decode()}>"
             return _truncated_string(text, self.limits)
@@ -203,23 +204,23 @@ class _Converter:
         tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
         if callable(tolist) and not isinstance(value, type):
             return self._convert(tolist(), depth)
-        self.raw_size += _shallow_size(value)
+        self.cut += _shallow_size(value)
         return _truncated_string(_safe_repr(value), self.limits)
 
     def _mapping(self, items: Iterable[tuple[Any, Any]], size: int, depth: int) -> dict[str, Any]:
-        self.raw_size += 16 * size
+        self.size += 16 * size
         result: dict[str, Any] = {}
         for index, (key, item) in enumerate(items):
             if index >= self.limits.max_items:
                 result["..."] = f"[truncated {size - index} more keys]"
                 break
             text = _truncated_string(_key_text(key), self.limits)
-            self.size += len(text) + 4
+            self.size += len(text)
             result[text] = REDACTED if self.redactor.is_secret(text) else self.convert(item, depth)
         return result
 
     def _sequence(self, items: Iterable[Any], size: int, depth: int) -> list[Any]:
-        self.raw_size += 8 * size
+        self.size += 8 * size
         result: list[Any] = []
         for index, item in enumerate(items):
             if index >= self.limits.max_items:
@@ -236,10 +237,11 @@ class SafeConverter:
     buffer can be bounded in bytes: read and reset it with `take_size()`.
     """
 
-    __slots__ = ("_converter",)
+    __slots__ = ("_converter", "_taken")
 
     def __init__(self, limits: Limits, redactor: Redactor) -> None:
         self._converter = _Converter(limits, redactor)
+        self._taken = 0  # kept bytes already handed out by take_size()
 
     def __call__(self, value: Any) -> Any:
         converter = self._converter
@@ -247,15 +249,17 @@ class SafeConverter:
         return converter.convert(value, 0)
 
     def take_size(self) -> int:
-        """The approximate bytes converted since the last call."""
+        """The approximate bytes of JSON made since the last call."""
         size = self._converter.size
         self._converter.size = 0
+        self._taken += size
         return size
 
     def take_raw_size(self) -> int:
         """The approximate bytes of the values read since the last call, before truncation."""
-        size = self._converter.raw_size
-        self._converter.raw_size = 0
+        converter = self._converter
+        size = converter.cut + converter.size + self._taken
+        converter.cut = converter.size = self._taken = 0
         return size
 
 

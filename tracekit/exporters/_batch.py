@@ -119,11 +119,11 @@ class _BurstLog:
 
     def __init__(self, what: str) -> None:
         self._what = what
-        self._in_burst = False
+        self.in_burst = False
 
     def loss(self, count: int, total: int, reason: str) -> None:
-        if not self._in_burst:
-            self._in_burst = True
+        if not self.in_burst:
+            self.in_burst = True
             logger.warning(
                 "tracekit: %s %d span(s) (%s); %d so far. Further losses are counted "
                 "in tracekit.stats() and logged again after the next recovery.",
@@ -134,7 +134,7 @@ class _BurstLog:
             )
 
     def recovered(self) -> None:
-        self._in_burst = False
+        self.in_burst = False
 
 
 # Exporters of processors that a forked child inherited: never used, never
@@ -168,8 +168,12 @@ class BatchProcessor:
         self._converter: threading.Thread | None = None
         self._deliverer: threading.Thread | None = None
         self._converter_done = False
-        self._heavy = True  # the spans converted last held big values (until seen)
-        self._raw_per_span = 2.0 * HEAVY_SPAN_BYTES
+        # How big the spans' values are, learnt by the converter. Until the
+        # first spans are converted they count as heavy: the converter is woken
+        # (and yielded to) early, and learns at once.
+        self._heavy = True
+        self._raw_per_span = 0.0
+        self._wake_at = CONVERT_EVERY
         self._set_limits()  # _queue_limit, _check_every: fewer while spans are heavy
         self._attempt_error: BaseException | None = None  # of the batch being sent, if any
         self._closing = False  # no new spans; the threads finish what they hold
@@ -208,7 +212,7 @@ class BatchProcessor:
     def _on_backlog(self, waiting: int) -> None:
         """Every few queued spans: wake the converter, or yield the GIL to it."""
         if not self._heavy:
-            if waiting >= self._batch_size:
+            if waiting >= self._wake_at:
                 self._wake.set()
         elif waiting == self._check_every:
             self._wake.set()
@@ -216,21 +220,24 @@ class BatchProcessor:
             sleep(0)
 
     def _drop_at_entry(self, count: int) -> None:
-        self._wake.set()
+        if self._heavy:  # the converter is behind with big values: hurry it
+            self._wake.set()
         with self._lock:
             self._entry_dropped += count
             self._dropped += count
             total = self._dropped
+        if not self._drop_log.in_burst:
+            self._drop_log.loss(count, total, self._entry_drop_reason())
+
+    def _entry_drop_reason(self) -> str:
         if self._closing:
-            reason = "tracekit shut down"
-        elif self._queue_limit < self._max_queue:
-            reason = (
+            return "tracekit shut down"
+        if self._queue_limit < self._max_queue:
+            return (
                 f"{self._queue_limit} spans with large values already wait for conversion; "
                 f"at most {RAW_BUDGET_BYTES >> 20} MB of them are held"
             )
-        else:
-            reason = f"the export queue is full; max_queue={self._max_queue}"
-        self._drop_log.loss(count, total, reason)
+        return f"the export queue is full; max_queue={self._max_queue}"
 
     def _start(self) -> None:
         with self._lock:
@@ -373,14 +380,16 @@ class BatchProcessor:
 
     def _note_weight(self, raw_bytes: int, spans: int) -> None:
         """Follow the bytes per span, averaged over the last ~64 spans."""
-        weight = min(1.0, spans / 64)
+        self._wake_at = self._batch_size
+        weight = min(1.0, spans / 64) if self._raw_per_span else 1.0
         self._raw_per_span += weight * (raw_bytes / spans - self._raw_per_span)
         self._heavy = self._raw_per_span > HEAVY_SPAN_BYTES
         self._set_limits()
 
     def _set_limits(self) -> None:
         if self._heavy:
-            limit = max(4, int(RAW_BUDGET_BYTES / self._raw_per_span))
+            raw = self._raw_per_span
+            limit = max(4, int(RAW_BUDGET_BYTES / raw)) if raw else self._max_queue
             self._queue_limit = min(self._max_queue, limit)
             self._check_every = max(1, min(CONVERT_EVERY, self._queue_limit // 2))
         else:
