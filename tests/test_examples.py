@@ -142,3 +142,29 @@ def test_readme_opens_with_the_two_commands() -> None:
         "## Overhead",
     ):
         assert heading in readme
+
+
+def test_delivery_example_accounts_for_every_span_and_dies_of_sigterm(tmp_path: Path) -> None:
+    """The account balances, a stalled backend shows drops, SIGTERM flushes then kills."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "delivery.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TRACEKIT_DB": str(tmp_path / "t.db")},
+    )
+    assert result.returncode == -15, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("delivered: True")
+    assert "exported=100" in lines[1]
+    assert lines[2].endswith("delivered: False")
+    stalled = dict(part.split("=") for part in lines[3].split())
+    assert stalled["exported"] == "0"
+    assert int(stalled["dropped"]) >= 200 - 50 - 50 - 10  # queue, buffer, one batch sent
+    assert all(line.endswith("balanced=True") for line in (lines[1], lines[3]))
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 101

@@ -46,7 +46,7 @@ from litellm.litellm_core_utils.streaming_handler import (
     calculate_total_usage,
 )
 
-from tracekit import _config, _hooks
+from tracekit import _config, _hooks, _shutdown
 from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
@@ -261,7 +261,11 @@ def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool
 
 
 def _drain_litellm(timeout: float) -> None:
-    """Push out what LiteLLM still holds for its callbacks (its Opik callback included)."""
+    """Push out what LiteLLM still holds for its callbacks (its Opik callback included).
+
+    All of it within `timeout` seconds.
+    """
+    deadline = _shutdown.Deadline(timeout)
     try:
         from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 
@@ -274,11 +278,12 @@ def _drain_litellm(timeout: float) -> None:
                 asyncio.set_event_loop(None)
             # Sync success callbacks run on LiteLLM's executor, async ones on its
             # worker; with a loop running in this thread, waiting would only block it.
-            _llm_calls.wait_for_opik_callback(timeout)
-        if _opik_callback_active():
+            _llm_calls.wait_for_opik_callback(deadline.remaining())
+        left = deadline.remaining()
+        if _opik_callback_active() and left >= 1:  # opik's flush takes whole seconds
             from opik.api_objects import opik_client
 
-            opik_client.get_client_cached().flush(timeout=max(1, round(timeout)))
+            opik_client.get_client_cached().flush(timeout=int(left))
     except Exception:
         log_once("litellm:drain", "tracekit: could not flush LiteLLM's pending callbacks")
 
@@ -326,7 +331,8 @@ def instrument_litellm() -> None:
         _patch(OpikLogger, "log_success_event", _on_opik_logged)
         _patch(OpikLogger, "async_log_success_event", _on_opik_logged)
         _hooks.end_with_result = _keep_open_for_stream
-        opik_interop.install()
+        opik_interop.install()  # imports opik, which registers its own exit hook:
+        _shutdown.run_exit_hook_first()  # drain LiteLLM's Opik callback before it
         _hooks.before_flush.append(_drain_litellm)
         _hooks.at_exit.append(_settle_calls_at_exit)
 
