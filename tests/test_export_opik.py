@@ -171,3 +171,21 @@ def test_a_server_that_never_answers_does_not_block_the_program(opik: OpikServer
     counts = tracekit.stats()
     assert counts["failed"] + counts["dropped"] == 6
     assert counts["exported"] == 0
+
+
+def test_a_batchs_spans_are_sent_before_its_traces(opik: OpikServer) -> None:
+    """If the server stops half way, Opik never shows a trace without its spans."""
+    agent("x")
+    assert tracekit.flush(10)
+    writes = [path for method, path in opik.requests if method == "POST"]
+    assert writes == ["api/v1/private/spans/batch", "api/v1/private/traces/batch"]
+
+
+def test_a_hanging_spans_request_sends_no_trace(opik: OpikServer) -> None:
+    """While the spans request hangs, the trace record is not sent ahead of it."""
+    opik.mode = "hang"
+    agent("x")
+    assert opik.wait_for(lambda: any(m == "POST" for m, _ in opik.requests))
+    assert tracekit.flush(0.5) is False
+    writes = {path for method, path in opik.requests if method == "POST"}
+    assert writes == {"api/v1/private/spans/batch"}  # retried, perhaps; never the trace
