@@ -275,7 +275,18 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--errors", action="store_true", help="only traces with an error")
     ls.set_defaults(run=cmd_ls)
 
-    show = commands.add_parser("show", parents=[common], help="print one trace as a tree")
+    show = commands.add_parser(
+        "show",
+        parents=[common],
+        help="print one trace as a tree",
+        description=(
+            "Print one trace as a tree. Text from the store is shown inert: control"
+            " characters as escapes such as \\x1b, newlines as ⏎, markup literally,"
+            " long values cut. Trees of any depth are drawn: nesting deeper than the"
+            " width allows (at least 8 levels) is drawn flat, each such span marked"
+            " [depth N]. --json prints the exact values."
+        ),
+    )
     show.add_argument("trace_id", help="a trace id, a unique prefix of one, or 'last'")
     show.add_argument("--json", action="store_true", help="print the trace as JSON")
     show.set_defaults(run=cmd_show)
