@@ -1,17 +1,20 @@
 """The background pipeline between traced code and an exporter.
 
-Three stages, so that no stage waits for a slower one:
-
-1. The traced call appends the finished span to a bounded deque (no lock, no
-   I/O, no JSON). Past `max_queue` the span is dropped and counted.
-2. The conversion thread (`tracekit-export`) turns spans into JSON-safe,
-   redacted records promptly — every `flush_interval`, or as soon as a few
-   dozen spans wait — and so releases the user's arguments, results and
-   exception frames whatever the backend does. Records wait in a buffer
+1. The traced call appends the finished span to a bounded deque (no lock,
+   no I/O, no JSON). Past `max_queue` the span is dropped and counted.
+2. Spans are turned into JSON-safe, redacted records, which releases the
+   user's arguments, results and exception frames. Records wait in a buffer
    bounded in count (`max_queue`) and bytes (`max_buffer_bytes`); past either
    bound they are dropped and counted.
 3. The delivery thread (`tracekit-deliver`) hands records to the exporter in
    batches, retrying a failing batch a few times.
+
+Usually the delivery thread converts what it is about to deliver, so one
+thread does the work. The conversion thread (`tracekit-export`) steps in
+while delivery waits on the backend, and while spans hold big values: the
+user's objects are then released within `flush_interval` whatever the
+backend does, and big ones are hurried (see `HEAVY_SPAN_BYTES`). One lock
+serialises conversion, so records keep the order of their spans.
 
 Every span is in exactly one state, and `stats()` reads them all under one
 lock, so `produced == queued + in_flight + exported + dropped + failed` holds
@@ -161,13 +164,13 @@ class BatchProcessor:
         self._lock = threading.RLock()
         self._queue: deque[Span | _FlushRequest] = deque()
         self._markers_queued = 0
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # the delivery thread: spans wait
+        self._hurry = threading.Event()  # the conversion thread: big values wait
+        self._convert_lock = threading.Lock()  # one converter at a time: order is kept
         self._outbox: deque[_Converted | _FlushRequest] = deque()
-        self._outbox_ready = threading.Condition(self._lock)
         self._exporter: Exporter | None = None
         self._converter: threading.Thread | None = None
         self._deliverer: threading.Thread | None = None
-        self._converter_done = False
         # How big the spans' values are, learnt by the converter. Until the
         # first spans are converted they count as heavy: the converter is woken
         # (and yielded to) early, and learns at once.
@@ -215,13 +218,13 @@ class BatchProcessor:
             if waiting >= self._wake_at:
                 self._wake.set()
         elif waiting == self._check_every:
-            self._wake.set()
+            self._hurry.set()
         else:  # big values pile up: let the converter have the GIL now, not in 5 ms
             sleep(0)
 
     def _drop_at_entry(self, count: int) -> None:
         if self._heavy:  # the converter is behind with big values: hurry it
-            self._wake.set()
+            self._hurry.set()
         with self._lock:
             self._entry_dropped += count
             self._dropped += count
@@ -277,10 +280,9 @@ class BatchProcessor:
         """
         deadline = time.monotonic() + timeout
         delivered = self.flush(timeout)
-        with self._lock:
-            self._closing = True
-            self._outbox_ready.notify_all()
+        self._closing = True
         self._wake.set()
+        self._hurry.set()
         for thread in (self._converter, self._deliverer):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -343,19 +345,21 @@ class BatchProcessor:
     # -- the conversion thread -----------------------------------------------------
 
     def _convert_loop(self) -> None:
+        """Convert while the delivery thread waits on the backend, or values are big.
+
+        In the usual case the delivery thread converts what it delivers, and
+        this thread sleeps; it steps in so that a slow or stalled backend
+        never makes the process keep the user's objects.
+        """
         interval = self._options.flush_interval
-        while True:
-            self._wake.wait(interval)
-            self._wake.clear()
-            try:
-                self._convert_all()
-            except Exception:  # never let the thread die
-                logger.exception("tracekit: export thread error")
-            if self._closing and not self._queue:
-                break
-        with self._lock:
-            self._converter_done = True
-            self._outbox_ready.notify_all()
+        while not self._closing:
+            self._hurry.wait(interval)
+            self._hurry.clear()
+            if self._sending or self._heavy:
+                try:
+                    self._convert_all()
+                except BaseException:  # never let the thread die
+                    logger.exception("tracekit: export thread error")
 
     def _take(self) -> list[Span | _FlushRequest]:
         with self._lock:
@@ -372,6 +376,10 @@ class BatchProcessor:
     def _convert_all(self) -> None:
         options = self._options
         safe = json_safe_converter(options.limits, options.redactor)
+        with self._convert_lock:
+            self._convert_taken(safe)
+
+    def _convert_taken(self, safe: SafeConverter) -> None:
         while taken := self._take():
             ready = [self._convert(item, safe) for item in taken]
             self._note_weight(safe.take_raw_size(), len(taken))
@@ -441,7 +449,7 @@ class BatchProcessor:
                     self._outbox_spans += 1
                     self._outbox_bytes += item.nbytes
             dropped, failed = self._dropped, self._failed()
-            self._outbox_ready.notify_all()
+        self._wake.set()
         if unconvertible:
             self._fail_log.loss(unconvertible, failed, "a span could not be converted")
         if full:
@@ -462,21 +470,29 @@ class BatchProcessor:
         # library for seconds (opik), time a short program's exit cannot spare.
         with contextlib.suppress(BaseException):  # raised again, and counted, on export
             self._get_exporter()
+        interval = self._options.flush_interval
         while True:
-            with self._lock:
-                while not self._outbox and not (self._closing and self._converter_done):
-                    self._outbox_ready.wait(1.0)
-                if not self._outbox or self._abandoned:
-                    break
-                work = self._next_batch()
+            if not self._outbox:
+                self._wake.wait(interval)
+                self._wake.clear()
             try:
-                if isinstance(work, _FlushRequest):
-                    self._finish_flush(work)
-                else:
-                    self._deliver(work)
+                self._convert_all()
+                while (work := self._next_work()) is not None:
+                    if isinstance(work, _FlushRequest):
+                        self._finish_flush(work)
+                    else:
+                        self._deliver(work)
             except BaseException:  # never let the thread die, whatever an exporter raises
                 logger.exception("tracekit: export thread error")
+            if self._abandoned or (self._closing and not self._queue and not self._outbox):
+                break
         self._close_exporter()
+
+    def _next_work(self) -> list[_Converted] | _FlushRequest | None:
+        with self._lock:
+            if not self._outbox or self._abandoned:
+                return None
+            return self._next_batch()
 
     def _next_batch(self) -> list[_Converted] | _FlushRequest:
         """Up to `batch_size` records, or the flush marker at the head. Under the lock."""
