@@ -97,7 +97,8 @@ def _closed_port() -> int:
 def test_an_unreachable_opik_server_is_reported_with_its_real_cause(tmp_path: Path) -> None:
     """With nothing listening, the exit report names the connection error, within exit_timeout."""
     url = f"http://127.0.0.1:{_closed_port()}/api/"
-    program = TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
+    # opik imported up front: the exporter is ready when exit begins, even on a busy machine.
+    program = "import opik\n" + TEN_THOUSAND.replace("range(2_000)", "range(20)").replace(
         "exit_timeout=5", "exit_timeout=2"
     )
     status, _, err, exit_seconds = _run(program, tmp_path, OPIK_URL_OVERRIDE=url)
@@ -425,3 +426,30 @@ def test_many_threads_with_big_values_stay_within_the_memory_bound(tmp_path: Pat
     growth_mb, dropped = out.split()
     assert float(growth_mb) < 16 + 50
     assert int(dropped) > 0  # what could not be held was counted, not kept
+
+
+POOL = """
+import multiprocessing, sqlite3, sys, tracekit
+db = sys.argv[1]
+tracekit.configure(exporter="sqlite", db_path=db)
+
+@tracekit.track
+def double(i):
+    return i * 2
+
+def work(i):
+    return double(i)
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("fork").Pool(4) as pool:  # terminate() at the end
+        assert sum(pool.map(work, range(400))) == 159_600
+    assert tracekit.flush(30)
+    print(sqlite3.connect(db).execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+"""
+
+
+def test_a_terminated_pool_loses_no_span(tmp_path: Path) -> None:
+    """Pool.__exit__ sends SIGTERM to workers that may be flushing already: all 400 arrive."""
+    status, out, err, _ = _run(POOL, tmp_path, str(tmp_path / "pool.db"))
+    assert status == 0, err
+    assert out.split() == ["400"]

@@ -217,7 +217,7 @@ def test_configure_replaces_and_flushes_the_previous_exporter() -> None:
             r"'kafka'.*'auto', 'opik', 'sqlite', 'console', 'none'",
         ),
         ({"exporter": 3}, ValueError, r"unknown exporter 3"),
-        ({"max_queue": 0}, ValueError, r"max_queue=0.*an int from 1 to 1e\+07"),
+        ({"max_queue": 0}, ValueError, r"max_queue=0.*an int from 1 to 10,000,000"),
         ({"max_queue": "10"}, TypeError, r"max_queue='10'"),
         ({"flush_interval": -1}, ValueError, r"flush_interval=-1.*a number from"),
         ({"flush_interval": float("inf")}, ValueError, r"flush_interval=inf"),
@@ -225,8 +225,8 @@ def test_configure_replaces_and_flushes_the_previous_exporter() -> None:
         ({"exit_timeout": float("inf")}, ValueError, r"exit_timeout=inf"),
         ({"exit_timeout": 0}, ValueError, r"exit_timeout=0"),
         ({"request_timeout": float("nan")}, ValueError, r"request_timeout=nan"),
-        ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000.*from 1 to 100000"),
-        ({"max_buffer_bytes": 10}, ValueError, r"max_buffer_bytes=10.*from 65536"),
+        ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000.*from 1 to 100,000"),
+        ({"max_buffer_bytes": 10}, ValueError, r"max_buffer_bytes=10.*from 65,536"),
         (
             {"max_queue": 100, "batch_size": 500},
             ValueError,
@@ -245,6 +245,18 @@ def test_bad_configuration_raises_naming_the_value(
     """configure() rejects unknown exporters and bad option types, saying what is accepted."""
     with pytest.raises(error, match=fragment):
         tracekit.configure(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [("1", TypeError), (None, TypeError), (-1, ValueError), (float("inf"), ValueError)],
+)
+def test_flush_rejects_a_timeout_that_is_not_seconds(
+    timeout: object, error: type[Exception]
+) -> None:
+    """flush() names a bad timeout instead of failing inside."""
+    with pytest.raises(error, match=r"flush\(timeout=.*\): expected a number of seconds"):
+        tracekit.flush(timeout)  # type: ignore[arg-type]
 
 
 def _run_python(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -113,6 +113,9 @@ def _shallow_size(value: object) -> int:
                 if index >= 100:
                     break
                 size += sys.getsizeof(item)
+        for name in getattr(type(value), "__slots__", ())[:100]:
+            if isinstance(name, str) and hasattr(value, name):
+                size += sys.getsizeof(getattr(value, name))
         return size
     except Exception:
         return 0

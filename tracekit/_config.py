@@ -40,9 +40,10 @@ def environment_problem(message: str) -> None:
     A typo in a deployment's environment must never stop the application:
     the caller goes on with the documented fallback.
     """
-    if message in _said:
+    key = message.split(" is ")[0]  # the variable and its value: said once, whatever follows
+    if key in _said:
         return
-    _said.add(message)
+    _said.add(key)
     if logger.hasHandlers() and logger.getEffectiveLevel() <= 30:
         logger.warning("tracekit: %s", message)
     else:
@@ -136,14 +137,20 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
 }
 
 
+def _number_text(value: float) -> str:
+    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
+
+
 def _check_number(field: str, value: object) -> None:
     low, high, whole = _RANGES[field]
     accepted = int if whole else int | float
-    kind = "an int" if whole else "a number"
+    expected = (
+        f"{'an int' if whole else 'a number'} from {_number_text(low)} to {_number_text(high)}"
+    )
     if isinstance(value, bool) or not isinstance(value, accepted):
-        raise TypeError(f"configure({field}={value!r}): expected {kind} from {low:g} to {high:g}")
+        raise TypeError(f"configure({field}={value!r}): expected {expected}")
     if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"configure({field}={value!r}): expected {kind} from {low:g} to {high:g}")
+        raise ValueError(f"configure({field}={value!r}): expected {expected}")
 
 
 class _Pipeline:
@@ -277,6 +284,10 @@ def flush(timeout: float = 5.0) -> bool:
     exported; False on a timeout, or once any span has been dropped or has
     failed since `configure()` (see `stats()`).
     """
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"flush(timeout={timeout!r}): expected a number of seconds, 0 or more")
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise ValueError(f"flush(timeout={timeout!r}): expected a number of seconds, 0 or more")
     deadline = _shutdown.Deadline(timeout)
     run_before_flush(timeout)
     processor = _pipeline.processor

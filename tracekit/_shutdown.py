@@ -39,25 +39,41 @@ class Deadline:
         return max(0.0, self._at - time.monotonic())
 
 
-_finished = False
+class _Finish:
+    """Whether the last flush has started, where, and whether it is over."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.thread: int | None = None  # the thread running it
+        self.done = threading.Event()
+        self.sigterm_pending = False  # SIGTERM came while this thread was finishing
+
+
+_finish = _Finish()
 
 
 def finish(timeout: float) -> None:
     """Drain integrations, then deliver and stop the pipeline: `timeout` seconds in all."""
     from tracekit import _config  # _config imports this module
 
-    global _finished
-    if _finished:
+    state = _finish
+    if state.started:
         return
-    _finished = True
-    deadline = Deadline(timeout)
-    _config.run_before_flush(deadline.remaining())
-    for hook in list(_hooks.at_exit):
-        try:
-            hook(deadline.remaining())
-        except Exception:
-            log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
-    _config.shut_down_pipeline(deadline.remaining())
+    state.started = True
+    state.thread = threading.get_ident()
+    try:
+        deadline = Deadline(timeout)
+        _config.run_before_flush(deadline.remaining())
+        for hook in list(_hooks.at_exit):
+            try:
+                hook(deadline.remaining())
+            except Exception:
+                log_once(f"at_exit:{hook!r}", "tracekit: an exit hook failed")
+        _config.shut_down_pipeline(deadline.remaining())
+    finally:
+        state.done.set()
+        if state.sigterm_pending:
+            _die_of_sigterm()
 
 
 def _exit_timeout() -> float:
@@ -82,8 +98,8 @@ def _after_fork_in_child() -> None:
     does). A plain `os.fork()` child that returns normally runs both; the
     second call does nothing.
     """
-    global _finished
-    _finished = False
+    global _finish
+    _finish = _Finish()
     register = getattr(threading, "_register_atexit", None)
     if register is not None:
         with contextlib.suppress(RuntimeError):  # the interpreter is shutting down
@@ -100,13 +116,30 @@ def run_exit_hook_first() -> None:
     atexit.register(_at_exit)
 
 
+def _die_of_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Deliver what is held, then die of SIGTERM as if tracekit were not there."""
+    """Deliver what is held, then die of SIGTERM as if tracekit were not there.
+
+    SIGTERM often comes while the process is already exiting (a
+    `multiprocessing.Pool` terminates workers that are flushing at their
+    end): the flush under way is then finished first, never cut short.
+    """
+    state = _finish
+    if state.started:
+        if state.thread == threading.get_ident():
+            state.sigterm_pending = True  # finish(), below us on this stack, dies when done
+            return
+        state.done.wait(_exit_timeout())
+        _die_of_sigterm()
+        return
     try:
         finish(_exit_timeout())
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        _die_of_sigterm()
 
 
 def handle_sigterm(enabled: bool) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from time import sleep
 
 from tracekit._capture import Limits, Redactor, SafeConverter, json_safe_converter
-from tracekit._log import logger
+from tracekit._log import log_once, logger
 from tracekit._records import Batch, SpanRecord, TraceRecord, span_record, trace_record
 from tracekit._span import Span
 from tracekit.exporters._base import Exporter
@@ -129,7 +129,7 @@ class _BurstLog:
             self.in_burst = True
             logger.warning(
                 "tracekit: %s %d span(s) (%s); %d so far. Further losses are counted "
-                "in tracekit.stats() and logged again after the next recovery.",
+                "in tracekit.stats() and logged again once this burst is over.",
                 self._what,
                 count,
                 reason,
@@ -521,7 +521,9 @@ class BatchProcessor:
                 if not exporter.flush(request.remaining()):
                     request.lost += 1
             except BaseException:
-                logger.exception("tracekit: exporter flush failed")
+                log_once(
+                    f"exporter-flush:{type(exporter).__name__}", "tracekit: exporter flush failed"
+                )
                 request.lost += 1
         request.done.set()
 
