@@ -13,15 +13,15 @@ import base64
 import dataclasses
 import datetime
 import enum
-import fnmatch
 import math
-import re
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
+
+from tracekit._redact import DEFAULT_REDACT, REDACTED, Redactor
 
 __all__ = [
     "DEFAULT_REDACT",
@@ -33,26 +33,6 @@ __all__ = [
     "to_json_safe",
 ]
 
-REDACTED = "REDACTED"
-
-# Key names whose values never leave the process (case-insensitive globs).
-# `token` is matched whole or as a suffix (`access_token`), so `max_tokens` stays.
-DEFAULT_REDACT: tuple[str, ...] = (
-    "api_key",
-    "*api_key",
-    "*apikey",
-    "authorization",
-    "*password",
-    "*secret",
-    "token",
-    "*_token",
-    "*_key",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "*credentials",
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
@@ -61,30 +41,13 @@ class Limits:
     max_string: int = 10_000
     max_items: int = 1_000
     max_depth: int = 20
+    max_span_bytes: int = 1_000_000  # every value of one span together
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits({field.name}={value!r}): expected a positive int")
-
-
-class Redactor:
-    """Decides, by key name, which values are secrets. Caches its answers."""
-
-    def __init__(self, patterns: Iterable[str] = DEFAULT_REDACT) -> None:
-        self.patterns = tuple(patterns)
-        joined = "|".join(fnmatch.translate(p.lower()) for p in self.patterns)
-        self._regex = re.compile(joined) if joined else None
-        self._cache: dict[str, bool] = {}
-
-    def is_secret(self, key: str) -> bool:
-        known = self._cache.get(key)
-        if known is None:
-            known = bool(self._regex and self._regex.match(key.lower()))
-            if len(self._cache) < 10_000:
-                self._cache[key] = known
-        return known
 
 
 def _truncated_string(text: str, limits: Limits) -> str:

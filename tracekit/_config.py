@@ -131,6 +131,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "max_string_length": (1, 100_000_000, True),
     "max_collection_items": (1, 10_000_000, True),
     "max_depth": (1, 1_000, True),
+    "max_span_bytes": (1_024, 1 << 30, True),
     "flush_interval": (0.001, 3600, False),
     "exit_timeout": (0.001, 3600, False),
     "request_timeout": (0.001, 3600, False),
@@ -173,6 +174,7 @@ def configure(
     project_name: str | None = None,
     db_path: str | os.PathLike[str] | None = None,
     redact: Iterable[str] | None = None,
+    secrets: Iterable[str] | None = None,
     max_queue: int = 10_000,
     batch_size: int = 500,
     max_buffer_bytes: int = 64 * 1024 * 1024,
@@ -183,13 +185,16 @@ def configure(
     max_string_length: int = 10_000,
     max_collection_items: int = 1_000,
     max_depth: int = 20,
+    max_span_bytes: int = 1_000_000,
 ) -> None:
     """Choose where spans go and how they are captured; replaces the previous setup.
 
     `exporter`: "auto" (Opik when configured, else SQLite), "opik", "sqlite",
     "console", "none", or an `Exporter` object. `db_path` overrides
     `TRACEKIT_DB` and `.tracekit/traces.db`. `redact` adds key-name patterns
-    (globs such as "*_secret") to the built-in ones. Spans waiting for the
+    (globs such as "*_secret") to the built-in ones; `secrets` are values
+    that never leave the process, wherever they appear in a span.
+    `max_span_bytes` bounds all captured values of one span together. Spans waiting for the
     backend are bounded by `max_queue` (count) and `max_buffer_bytes`.
     `exit_timeout` bounds the whole flush at exit or SIGTERM; with
     `handle_sigterm`, tracekit flushes on SIGTERM when the application has no
@@ -206,6 +211,12 @@ def configure(
         isinstance(redact, str) or not all(isinstance(p, str) for p in redact)
     ):
         raise TypeError(f"configure(redact={redact!r}): expected a list of key-name patterns")
+    if secrets is not None and (
+        isinstance(secrets, str) or not all(isinstance(v, str) for v in secrets)
+    ):
+        raise TypeError(
+            f"configure(secrets=...): expected a list of str, got {type(secrets).__name__}"
+        )
     if not isinstance(handle_sigterm, bool):
         raise TypeError(f"configure(handle_sigterm={handle_sigterm!r}): expected True or False")
     numbers = {
@@ -215,6 +226,7 @@ def configure(
         "max_string_length": max_string_length,
         "max_collection_items": max_collection_items,
         "max_depth": max_depth,
+        "max_span_bytes": max_span_bytes,
         "flush_interval": flush_interval,
         "exit_timeout": exit_timeout,
         "request_timeout": request_timeout,
@@ -240,8 +252,8 @@ def configure(
         flush_interval=float(flush_interval),
         max_buffer_bytes=max_buffer_bytes,
         project_name=project_name,
-        limits=Limits(max_string_length, max_collection_items, max_depth),
-        redactor=Redactor((*DEFAULT_REDACT, *(redact or ()))),
+        limits=Limits(max_string_length, max_collection_items, max_depth, max_span_bytes),
+        redactor=Redactor((*DEFAULT_REDACT, *(redact or ())), tuple(secrets or ())),
     )
     # "none" queues nothing: spans still reach tracekit.testing.capture().
     processor = None if name == "none" else BatchProcessor(make_exporter, options)
