@@ -317,3 +317,36 @@ def test_exit_with_a_stuck_backend_waits_a_bounded_time_and_reports(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert "not delivered" in result.stderr
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_a_value_whose_repr_hangs_costs_one_span_not_the_export(
+    exporter: RecordingExporter, caplog: pytest.LogCaptureFixture, batch_size: int
+) -> None:
+    """One span of 150 holds a value whose __repr__ hangs: it fails alone, the rest flow on."""
+    tracekit.configure(exporter=exporter, flush_interval=0.01, batch_size=batch_size)
+    release = threading.Event()
+
+    class Hangs:
+        def __repr__(self) -> str:
+            release.wait(60)
+            return "finally"
+
+    @tracekit.track
+    def takes(value: object) -> None:
+        return None
+
+    try:
+        for i in range(150):
+            takes(Hangs() if i == 70 else i)
+        assert tracekit.flush(30) is False
+        counts = tracekit.stats()
+        assert (counts["exported"], counts["failed"], counts["produced"]) == (149, 1, 150)
+        takes("later")
+        assert tracekit.flush(30) is False  # the lost span still counts
+        assert tracekit.stats()["exported"] == 150
+        inputs = [s.input["value"] for b in exporter.batches for s in b.spans]
+        assert inputs == [*range(70), *range(71, 150), "later"]
+        assert any("took over 2 s" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()

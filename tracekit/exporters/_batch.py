@@ -60,6 +60,11 @@ HEAVY_SPAN_BYTES = 64 * 1024
 # spans are dropped and counted rather than held.
 RAW_BUDGET_BYTES = 32 * 1024 * 1024
 
+# A span whose conversion takes longer than this (a user's __repr__ that
+# hangs) is given up and counted as failed; another thread takes over.
+CONVERT_BUDGET_SECONDS = 2.0
+STUCK_CHECK_SECONDS = 0.5
+
 # What a record costs beyond its captured values (ids, times, names, objects).
 RECORD_OVERHEAD_BYTES = 400
 
@@ -167,6 +172,14 @@ class BatchProcessor:
         self._wake = threading.Event()  # the delivery thread: spans wait
         self._hurry = threading.Event()  # the conversion thread: big values wait
         self._convert_lock = threading.Lock()  # one converter at a time: order is kept
+        # The chunk being converted, by whom, and since when its current span:
+        # a watchdog for values whose conversion hangs (see _rescue_if_stuck).
+        self._chunk: list[Span | _FlushRequest] | None = None
+        self._chunk_ready: list[_Converted | _FlushRequest | None] = []
+        self._chunk_owner = 0
+        self._chunk_position = 0
+        self._chunk_clock = 0.0
+        self._abandoned_threads: set[int] = set()
         self._outbox: deque[_Converted | _FlushRequest] = deque()
         self._exporter: Exporter | None = None
         self._converter: threading.Thread | None = None
@@ -246,14 +259,14 @@ class BatchProcessor:
         with self._lock:
             if self._converter is not None:
                 return
-            self._deliverer = threading.Thread(
-                target=self._deliver_loop, name="tracekit-deliver", daemon=True
-            )
-            self._converter = threading.Thread(
-                target=self._convert_loop, name="tracekit-export", daemon=True
-            )
-            self._deliverer.start()
-            self._converter.start()
+            self._deliverer = self._thread(self._deliver_loop, "tracekit-deliver")
+            self._converter = self._thread(self._convert_loop, "tracekit-export")
+
+    @staticmethod
+    def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def flush(self, timeout: float) -> bool:
         """Wait until every span produced before the call is delivered or lost.
@@ -351,10 +364,11 @@ class BatchProcessor:
         this thread sleeps; it steps in so that a slow or stalled backend
         never makes the process keep the user's objects.
         """
-        interval = self._options.flush_interval
-        while not self._closing:
+        interval = min(self._options.flush_interval, STUCK_CHECK_SECONDS)
+        while not self._closing and not self._is_abandoned():
             self._hurry.wait(interval)
             self._hurry.clear()
+            self._rescue_if_stuck()
             if self._sending or self._heavy:
                 try:
                     self._convert_all()
@@ -376,15 +390,80 @@ class BatchProcessor:
     def _convert_all(self) -> None:
         options = self._options
         safe = json_safe_converter(options.limits, options.redactor)
-        with self._convert_lock:
+        # Another thread may hold the lock for ever (a user's __repr__ that
+        # hangs): wait in steps, and take its work over past the budget.
+        while not (lock := self._convert_lock).acquire(timeout=STUCK_CHECK_SECONDS):
+            self._rescue_if_stuck()
+            if self._abandoned or self._is_abandoned():
+                return
+        try:
             self._convert_taken(safe)
+        finally:
+            lock.release()
+
+    def _is_abandoned(self) -> bool:
+        return threading.get_ident() in self._abandoned_threads
 
     def _convert_taken(self, safe: SafeConverter) -> None:
+        me = threading.get_ident()
         while taken := self._take():
-            ready = [self._convert(item, safe) for item in taken]
+            ready: list[_Converted | _FlushRequest | None] = []
+            with self._lock:
+                self._chunk, self._chunk_ready, self._chunk_owner = taken, ready, me
+            for index, item in enumerate(taken):
+                self._chunk_position, self._chunk_clock = index, time.monotonic()
+                ready.append(self._convert(item, safe))
+                if me in self._abandoned_threads:  # took too long: another thread has our work
+                    return
             self._note_weight(safe.take_raw_size(), len(taken))
-            del taken  # release the user's objects now, whatever delivery does
+            del taken, item  # release the user's objects now, whatever delivery does
             self._to_outbox(ready)
+
+    def _rescue_if_stuck(self) -> None:
+        """Take over from a thread stuck converting one span for CONVERT_BUDGET_SECONDS.
+
+        That span is counted as failed; the spans converted before it go on to
+        the outbox, those after it back to the head of the queue, in order.
+        The stuck thread is left behind (it cannot be stopped) and replaced.
+        """
+        with self._lock:
+            chunk, owner = self._chunk, self._chunk_owner
+            me = threading.get_ident()
+            if (
+                chunk is None
+                or owner == me
+                or time.monotonic() - self._chunk_clock < CONVERT_BUDGET_SECONDS
+            ):
+                return
+            self._abandoned_threads.add(owner)
+            position = self._chunk_position
+            done = list(self._chunk_ready[:position])
+            stuck, rest = chunk[position], chunk[position + 1 :]
+            self._chunk = None
+            self._convert_lock = threading.Lock()  # the stuck thread keeps the old one
+            self._converting -= 1
+            self._failed_converting += 1
+            requeue = [item for item in rest if type(item) is not _FlushRequest]
+            self._converting -= len(requeue)
+            self._taken -= len(requeue)
+            self._markers_queued += len(rest) - len(requeue)
+            self._queue.extendleft(reversed(rest))
+            failed = self._failed()
+            name = getattr(stuck, "name", "?")
+            restart_deliverer = self._deliverer is not None and self._deliverer.ident == owner
+            restart_converter = self._converter is not None and self._converter.ident == owner
+        self._to_outbox(done)
+        self._fail_log.loss(
+            1,
+            failed,
+            f"converting a value of span {name!r} took over {CONVERT_BUDGET_SECONDS:g} s "
+            "(a __repr__, __str__ or property that hangs?); that span is skipped",
+        )
+        if restart_deliverer:
+            self._deliverer = self._thread(self._deliver_loop, "tracekit-deliver")
+        if restart_converter:
+            self._converter = self._thread(self._convert_loop, "tracekit-export")
+        self._wake.set()
 
     def _note_weight(self, raw_bytes: int, spans: int) -> None:
         """Follow the bytes per span, averaged over the last ~64 spans."""
@@ -424,8 +503,10 @@ class BatchProcessor:
         full = unconvertible = 0
         limit_bytes = self._options.max_buffer_bytes
         with self._lock:
-            if self._abandoned:
+            if self._abandoned or self._is_abandoned():
                 return
+            if self._chunk_owner == threading.get_ident():
+                self._chunk = None
             for item in ready:
                 if item is None:
                     unconvertible += 1
@@ -470,11 +551,14 @@ class BatchProcessor:
         # library for seconds (opik), time a short program's exit cannot spare.
         with contextlib.suppress(BaseException):  # raised again, and counted, on export
             self._get_exporter()
-        interval = self._options.flush_interval
+        interval = min(self._options.flush_interval, STUCK_CHECK_SECONDS)
         while True:
             if not self._outbox:
                 self._wake.wait(interval)
                 self._wake.clear()
+            if self._is_abandoned():
+                return  # replaced after a conversion that hung; the new thread goes on
+            self._rescue_if_stuck()
             try:
                 self._convert_all()
                 while (work := self._next_work()) is not None:
@@ -490,7 +574,7 @@ class BatchProcessor:
 
     def _next_work(self) -> list[_Converted] | _FlushRequest | None:
         with self._lock:
-            if not self._outbox or self._abandoned:
+            if not self._outbox or self._abandoned or self._is_abandoned():
                 return None
             return self._next_batch()
 
