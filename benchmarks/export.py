@@ -12,6 +12,10 @@ default SQLite settings (queue 10,000, buffer 64 MB): spans/s, what was
 exported or dropped, and the process RSS at the start, at its peak and at
 the end.
 
+Scrubbing: traces of one LLM-sized span (a 2 KB prompt in, a 1 KB answer
+out) through SQLite, export-thread CPU per span with secret scrubbing as
+shipped, and with `Redactor.scrub` replaced by the identity (scrubbing off).
+
 Overhead: medians over interleaved rounds of bursts of traced calls, the
 exporter draining (untimed) between bursts, against the same call with
 exporter "none" (capture only: the span is recorded, nothing exported).
@@ -88,6 +92,38 @@ def throughput(name: str, traces: int) -> tuple[float, float]:
     return spans / wall, export_cpu / spans * 1e6
 
 
+PROMPT = ("Summarise the customer's last three orders and suggest a follow-up. " * 30)[:2048]
+ANSWER = ("The customer ordered twice this month; offer free shipping next time. " * 15)[:1024]
+
+
+@tracekit.track
+def chat(prompt: str, temperature: float = 0.2) -> str:
+    return ANSWER
+
+
+def scrub_cost(spans: int) -> tuple[float, float]:
+    """Export-thread CPU µs per LLM-sized span: (scrubbing on, scrubbing off)."""
+    from tracekit._redact import Redactor
+
+    def one_run() -> float:
+        tracekit.configure(exporter="sqlite", db_path=DB, max_queue=1_000_000, batch_size=500)
+        assert tracekit.flush(60)
+        cpu0, thread0 = time.process_time(), time.thread_time()
+        for _ in range(spans):
+            chat(PROMPT)
+        assert tracekit.flush(600), tracekit.stats()
+        return ((time.process_time() - cpu0) - (time.thread_time() - thread0)) / spans * 1e6
+
+    scrubbing = one_run()
+    shipped = Redactor.scrub
+    Redactor.scrub = lambda self, text: text  # type: ignore[method-assign]
+    try:
+        plain = one_run()
+    finally:
+        Redactor.scrub = shipped  # type: ignore[method-assign]
+    return scrubbing, plain
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -149,6 +185,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=20_000, help="traces for SQLite (5 spans)")
     parser.add_argument("--opik-traces", type=int, default=4_000, help="traces for Opik")
     parser.add_argument("--sustained", type=int, default=1_000_000, help="spans, sustained run")
+    parser.add_argument("--scrub-spans", type=int, default=20_000, help="LLM-sized spans")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--burst", type=int, default=1_000, help="calls per timed burst")
     args = parser.parse_args()
@@ -160,6 +197,12 @@ def main() -> None:
     for name, traces in (("sqlite", args.traces), ("opik (local server)", args.opik_traces)):
         rate, cpu = throughput(name.split()[0], traces)
         print(f"| {name} | {rate:,.0f} | {cpu:.1f} |")
+
+    on, off = scrub_cost(args.scrub_spans)
+    print("\nLLM-sized spans (2 KB prompt, 1 KB answer), SQLite, export CPU µs/span:\n")
+    print("| scrubbing on | scrubbing off | ratio |")
+    print("|---|---|---|")
+    print(f"| {on:.1f} | {off:.1f} | {on / off:.2f} |")
 
     costs = overhead(args.rounds, args.burst)
     print(f"\nTraced call, medians of {args.rounds} rounds of {args.burst}-call bursts:\n")
