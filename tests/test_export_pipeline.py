@@ -350,3 +350,29 @@ def test_a_value_whose_repr_hangs_costs_one_span_not_the_export(
         assert any("took over 2 s" in r.getMessage() for r in caplog.records)
     finally:
         release.set()
+
+
+def test_a_record_the_backend_cannot_encode_fails_alone() -> None:
+    """A batch refused for its content is resent span by span: only the bad span is lost."""
+
+    class RefusesOne(RecordingExporter):
+        def export(self, batch: Batch) -> None:
+            if any(s.input == {"value": "poison"} for s in batch.spans):
+                raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+            self.batches.append(batch)
+
+    @tracekit.track
+    def takes(value: object) -> None:
+        return None
+
+    exporter = RefusesOne()
+    tracekit.configure(exporter=exporter, flush_interval=60, batch_size=500)
+    try:
+        for i in range(499):
+            takes("poison" if i == 250 else i)
+        assert tracekit.flush(30) is False
+        counts = tracekit.stats()
+        assert (counts["exported"], counts["failed"]) == (498, 1)
+        assert len(exporter.span_names) == 498
+    finally:
+        tracekit.configure(exporter="none")

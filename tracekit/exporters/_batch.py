@@ -60,6 +60,10 @@ HEAVY_SPAN_BYTES = 64 * 1024
 # spans are dropped and counted rather than held.
 RAW_BUDGET_BYTES = 32 * 1024 * 1024
 
+# Errors that say a batch's content, not the backend, is at fault: the spans
+# of such a batch are then sent one by one, so only the bad one is lost.
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (UnicodeError, ValueError, TypeError)
+
 # A span whose conversion takes longer than this (a user's __repr__ that
 # hangs) is given up and counted as failed; another thread takes over.
 CONVERT_BUDGET_SECONDS = 2.0
@@ -143,6 +147,15 @@ class _BurstLog:
 
     def recovered(self) -> None:
         self.in_burst = False
+
+
+def _batch_of(items: list[_Converted]) -> Batch:
+    batch = Batch()
+    for item in items:
+        batch.spans.append(item.span)
+        if item.trace is not None:
+            batch.traces.append(item.trace)
+    return batch
 
 
 # Exporters of processors that a forked child inherited: never used, never
@@ -617,19 +630,35 @@ class BatchProcessor:
         return self._exporter
 
     def _deliver(self, items: list[_Converted]) -> None:
-        batch = Batch()
+        error = self._send(_batch_of(items), retry=True)
+        if error is None:
+            self._settle(len(items), exported=True)
+        elif isinstance(error, CONTENT_ERRORS) and len(items) > 1:
+            self._deliver_one_by_one(items)
+        else:
+            self._settle(len(items), exported=False)
+            self._fail_log.loss(len(items), self._failed(), f"{type(error).__name__}: {error}")
+
+    def _deliver_one_by_one(self, items: list[_Converted]) -> None:
+        """A batch the backend cannot take for its content: find the span(s) at fault.
+
+        Each span is sent alone, once, so the one that cannot be encoded or
+        stored fails alone and the rest of its batch is delivered.
+        """
         for item in items:
-            batch.spans.append(item.span)
-            if item.trace is not None:
-                batch.traces.append(item.trace)
-        count = len(items)
-        del items
+            error = self._send(_batch_of([item]), retry=False)
+            self._settle(1, exported=error is None)
+            if error is not None:
+                self._fail_log.loss(1, self._failed(), f"{type(error).__name__}: {error}")
+
+    def _send(self, batch: Batch, retry: bool) -> BaseException | None:
+        """Export `batch`, trying again after RETRY_DELAYS; the last error, or None."""
         error: BaseException | None = None
         try:
             delays = getattr(self._get_exporter(), "retry_delays", RETRY_DELAYS)
         except BaseException:
             delays = RETRY_DELAYS  # the attempts below raise it again, and count it
-        for delay in (*delays, None):
+        for delay in (*(delays if retry else ()), None):
             try:
                 self._get_exporter().export(batch)
             except BaseException as exc:  # an exporter's SystemExit must not stop delivery
@@ -637,12 +666,10 @@ class BatchProcessor:
                 if delay is not None and not self._closing:
                     time.sleep(delay)
                 continue
-            self._attempt_error = None
-            self._settle(count, exported=True)
-            return
+            error = None
+            break
         self._attempt_error = None
-        self._settle(count, exported=False)
-        self._fail_log.loss(count, self._failed(), f"{type(error).__name__}: {error}")
+        return error
 
     def _settle(self, count: int, exported: bool) -> None:
         with self._lock:
