@@ -37,6 +37,10 @@ class OpikRejected(Exception):
     """Opik answered a batch with something other than success."""
 
 
+class OpikRejectedContent(OpikRejected, ValueError):
+    """Opik refused what a batch holds (400, 413, 422): its spans are then sent one by one."""
+
+
 def _as_object(value: Any, key: str) -> Any:
     """Opik shows dicts best; anything else is wrapped the way `@opik.track` does."""
     if value is None or isinstance(value, dict):
@@ -125,10 +129,10 @@ class OpikExporter:
             response = self._http.post(
                 url, json={key: items[start : start + MAX_PER_REQUEST]}, timeout=self._timeout
             )
-            if not 200 <= response.status_code < 300:
-                raise OpikRejected(
-                    f"Opik answered {response.status_code} to POST {url}: {response.text[:200]}"
-                )
+            status = response.status_code
+            if not 200 <= status < 300:
+                kind = OpikRejectedContent if status in (400, 413, 422) else OpikRejected
+                raise kind(f"Opik answered {status} to POST {url}: {response.text[:200]}")
 
     def export(self, batch: Batch) -> None:
         if batch.spans:
