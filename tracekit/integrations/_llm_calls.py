@@ -14,11 +14,12 @@ import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from tracekit._capture import REDACTED, Redactor
 from tracekit._context import active_span
 from tracekit._log import log_once
 from tracekit._pipeline import emit
+from tracekit._redact import REDACTED, Redactor, default_redactor, register_secret
 from tracekit._span import Span
 
 __all__ = ["Call", "LLMCallInterrupted", "awaiting_opik", "begin", "live_calls"]
@@ -56,8 +57,9 @@ _secret_keys = Redactor()
 class LLMSpan(Span):
     """An LLM call's span: its error text never shows the call's credentials.
 
-    Provider errors sometimes quote the API key they rejected; the values of
-    the call's secret-named arguments are replaced in `error_info`.
+    Provider errors sometimes quote the API key they rejected. The exporter
+    scrubs every span of every known secret; this span also hides them from
+    in-process readers (`tracekit.testing`) of its `error_info`.
     """
 
     __slots__ = ("secret_values",)
@@ -67,24 +69,60 @@ class LLMSpan(Span):
     @property
     def error_info(self) -> dict[str, str] | None:
         info = super().error_info
-        if info is None or not self.secret_values:
+        if info is None:
             return info
+        scrub = default_redactor().scrub
         for key in ("message", "traceback"):
             text = info[key]
             for secret in self.secret_values:
                 text = text.replace(secret, REDACTED)
-            info[key] = text
+            info[key] = scrub(text)
         return info
 
 
-def _secret_values(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
-    """The call's credentials: string values of secret-named arguments (and headers)."""
+_AUTH_SCHEMES = ("bearer ", "basic ", "token ", "apikey ", "key ")
+_URL_ARGUMENTS = frozenset(("api_base", "base_url", "proxy", "http_proxy", "https_proxy"))
+
+
+def _userinfo_secrets(url: str) -> list[str]:
+    if "@" not in url:
+        return []
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return []
+    return [part for part in (password, user) if part]
+
+
+def _secret_values(kwargs: Mapping[str, Any], depth: int = 0) -> tuple[str, ...]:
+    """The call's credentials: values of secret-named arguments and headers, URL userinfo.
+
+    Each is registered with the redactor, so it is scrubbed from every span
+    (the enclosing spans' `error_info` quotes it too), not only this call's.
+    """
     found: list[str] = []
     for key, value in kwargs.items():
-        if isinstance(value, Mapping) and key.endswith("headers"):
-            found.extend(_secret_values(value))
-        elif isinstance(value, str) and len(value) >= 6 and _secret_keys.is_secret(key):
-            found.append(value)
+        if not isinstance(key, str):
+            continue
+        if isinstance(value, str):
+            if len(value) < 6:
+                continue
+            if _secret_keys.is_secret(key):
+                found.append(value)
+                scheme, _, token = value.partition(" ")
+                if token and f"{scheme.lower()} " in _AUTH_SCHEMES and len(token) >= 6:
+                    found.append(token.strip())
+            elif key in _URL_ARGUMENTS:
+                found.extend(_userinfo_secrets(value))
+        elif (
+            isinstance(value, Mapping)
+            and depth < 2
+            and (key.endswith("headers") or key in ("litellm_params", "credentials"))
+        ):
+            found.extend(_secret_values(value, depth + 1))
+    for value in found:
+        register_secret(value)
     return tuple(found)
 
 

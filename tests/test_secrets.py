@@ -1,0 +1,226 @@
+"""No secret reaches the SQLite file: by key name and by value, in every field of a span."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tracekit
+from tracekit._redact import REDACTED, Redactor, register_secret
+
+# Key names whose values are secrets, however they are written.
+SECRET_KEYS = [
+    "api_key",
+    "api-key",
+    "apiKey",
+    "API_KEY",
+    "x-api-key",
+    "X-Api-Key",
+    "apikey",
+    "x-goog-api-key",
+    "authorization",
+    "proxy-authorization",
+    "x-auth-token",
+    "refresh-token",
+    "accessToken",
+    "refreshToken",
+    "access_token",
+    "privateKey",
+    "clientSecret",
+    "client_secret",
+    "password",
+    "db_password",
+    "passwd",
+    "cookie",
+    "cookies",
+    "set-cookie",
+    "token",
+    "openai_key",
+    "aws_secret_access_key",
+    "credentials",
+]
+# Usage fields and ordinary names that must stay.
+PLAIN_KEYS = [
+    "max_tokens",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "token_count",
+    "tokens",
+    "maxTokens",
+    "messages",
+    "monkey",
+    "keys",
+]
+
+# Secrets in free text, by shape: (text holding the secret, the secret's bytes).
+VALUE_PATTERNS = [
+    (
+        "openai key",
+        "Incorrect API key provided: sk-proj-Zq81xRt5LmNwB2vQ0pH7",
+        "Zq81xRt5LmNwB2vQ0pH7",
+    ),
+    ("anthropic key", "key sk-ant-api03-Yw7_Kp2Lq9Rz5Xc1Vb3N-Tm", "Yw7_Kp2Lq9Rz5Xc1Vb3N-Tm"),
+    ("bearer", "Authorization: Bearer gho_Ab12Cd34Ef56Gh78Ij90", "gho_Ab12Cd34Ef56Gh78Ij90"),
+    ("basic", "authorization: Basic dXNlcjpodW50ZXIyMjI=", "dXNlcjpodW50ZXIyMjI"),
+    ("url userinfo", "GET https://alice:Pa55w0rdXyz@db.example.com/x", "Pa55w0rdXyz"),
+    ("query api_key", "https://h.example/v1?api_key=Q9w8E7r6T5y4&x=1", "Q9w8E7r6T5y4"),
+    ("query key", "https://h.example/v1?alt=json&key=AIzaQ9w8E7r6T5y4U3", "AIzaQ9w8E7r6T5y4U3"),
+    ("query token", "https://h.example/v1?a=1&token=Tk8s7d6f5g4h3j2", "Tk8s7d6f5g4h3j2"),
+    ("query access_token", "cb?access_token=At9u8y7t6r5e4w&x", "At9u8y7t6r5e4w"),
+    ("aws key id", "aws id AKIAIOSFODNN7EXAMPLE rejected", "AKIAIOSFODNN7EXAMPLE"),
+    (
+        "jwt",
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    ),
+]
+
+ENV_SECRET = "env-secret-Hq3Lw9Zt7Ys1"
+REGISTERED_SECRET = "registered-Vx4Nb8Mk2Jp6"
+CALL_SECRET = "call-credential-Rt5Gy7Uj9Ik"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """SQLite export to a temporary file; a secret env var set before configure()."""
+    monkeypatch.setenv("MY_SERVICE_API_KEY", ENV_SECRET)
+    tracekit.configure(
+        exporter="sqlite",
+        db_path=tmp_path / "t.db",
+        flush_interval=0.01,
+        secrets=[REGISTERED_SECRET],
+    )
+    yield tmp_path
+    tracekit.configure(exporter="none")
+
+
+def stored_bytes(directory: Path) -> bytes:
+    """Every byte of the database, its -wal and -shm files."""
+    assert tracekit.flush(10)
+    return b"".join(path.read_bytes() for path in sorted(directory.glob("t.db*")))
+
+
+def through_every_field(value: Any, text: str) -> None:
+    """A trace whose input, output, metadata, error message and trace fields hold the values."""
+
+    @tracekit.track
+    def failing(argument: Any) -> None:
+        tracekit.update_current_span(metadata={"extra": value, "note": text})
+        raise ValueError(f"failed: {text}")
+
+    @tracekit.track
+    def agent(argument: Any, note: str) -> Any:
+        tracekit.update_current_trace(
+            input={"trace_in": value, "t": text},
+            output={"trace_out": value, "t": text},
+            metadata={"trace_meta": value, "t": text},
+        )
+        with contextlib.suppress(ValueError):
+            failing(argument)
+        return {"returned": value, "text": text}
+
+    agent({"arg": value, "text": text}, text)
+
+
+@pytest.mark.parametrize("key", SECRET_KEYS)
+def test_values_under_secret_key_names_are_not_stored(store: Path, key: str) -> None:
+    """A value under any spelling of a secret key name is REDACTED in every field."""
+    secret = f"value-of-{key}-Wq7Ez3Rx"
+    through_every_field({key: secret}, "no secret here")
+    stored = stored_bytes(store)
+    assert b"no secret here" in stored
+    assert secret.encode() not in stored
+
+
+@pytest.mark.parametrize("key", PLAIN_KEYS)
+def test_usage_fields_and_plain_names_are_kept(key: str) -> None:
+    """max_tokens, total_tokens, token_count and other plain names are not secret names."""
+    assert not Redactor().is_secret(key)
+
+
+@pytest.mark.parametrize(("text", "secret"), [case[1:] for case in VALUE_PATTERNS])
+def test_token_shaped_secrets_in_text_are_not_stored(store: Path, text: str, secret: str) -> None:
+    """sk- keys, Bearer/Basic, URL userinfo, key/token query values, AWS ids, JWTs go."""
+    through_every_field({"plain": text}, text)
+    stored = stored_bytes(store)
+    assert secret.encode() not in stored
+    assert REDACTED.encode() in stored
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [ENV_SECRET, REGISTERED_SECRET, CALL_SECRET],
+    ids=["env var", "configure(secrets=)", "registered credential"],
+)
+def test_known_secret_values_are_not_stored_anywhere(store: Path, secret: str) -> None:
+    """Secret-named env vars, configured secrets and call credentials go from every field."""
+    register_secret(CALL_SECRET)
+    text = f"the server said: bad credential {secret}!"
+    through_every_field({"plain": text, secret: "as a key"}, text)
+    stored = stored_bytes(store)
+    assert b"the server said" in stored
+    assert secret.encode() not in stored
+
+
+def test_an_env_var_set_after_configure_is_scrubbed_within_seconds(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment is re-read: a secret env var set later is scrubbed too."""
+    late = "late-env-secret-Pp0Oo9Ii8"
+    monkeypatch.setenv("LATE_SERVICE_TOKEN", late)
+    through_every_field({"plain": late}, late)
+    stored = stored_bytes(store)
+    assert late.encode() not in stored
+
+
+def test_short_or_unrelated_env_values_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Env values under 8 characters, and non-secret names, are not scrubbed."""
+    monkeypatch.setenv("SHORT_API_KEY", "abc1234")
+    monkeypatch.setenv("CREDENTIALS_FILE", "/etc/app/credentials-file.json")
+    monkeypatch.setenv("HOME_GREETING", "hello-there-friend")
+    redactor = Redactor()
+    text = "abc1234 /etc/app/credentials-file.json hello-there-friend"
+    assert redactor.scrub(text) == text
+
+
+def test_tracekit_log_lines_do_not_quote_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """A known secret in a tracekit log message or its exception text is REDACTED."""
+    from tracekit._log import logger
+
+    register_secret(CALL_SECRET)
+    with caplog.at_level(logging.WARNING, logger="tracekit"):
+        try:
+            raise RuntimeError(f"provider said {CALL_SECRET}")
+        except RuntimeError:
+            logger.exception("tracekit: export failed for %s", CALL_SECRET)
+    assert "provider said" in caplog.text
+    assert CALL_SECRET not in caplog.text
+    assert CALL_SECRET not in "".join(
+        logging.Formatter().format(record) for record in caplog.records
+    )
+
+
+def _per_span_seconds(scrub: Callable[[str], str], texts: list[str], rounds: int) -> float:
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for text in texts:
+            scrub(text)
+    return (time.perf_counter() - start) / rounds
+
+
+def test_scrubbing_an_llm_sized_span_is_cheap() -> None:
+    """A 2 KB prompt and a 1 KB answer are scrubbed in well under 50 µs (typically ~10)."""
+    words = "Summarize the following report about Q3 revenue: 14% growth, see-also notes. "
+    prompt, answer = (words * 40)[:2048], (words * 20)[:1024]
+    redactor = Redactor(values=[REGISTERED_SECRET])
+    for _ in range(50):
+        register_secret(f"bench-credential-{_:04d}-Zx")
+    cost = min(_per_span_seconds(redactor.scrub, [prompt, answer], 200) for _ in range(5))
+    assert cost < 50e-6, f"{cost * 1e6:.1f} µs per span"
