@@ -87,13 +87,21 @@ class Batch:
 
 def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
     info = span.error_info
-    return None if info is None else safe(info)  # bounded like every other value
+    if info is None:
+        return None
+    converted = safe(info)  # bounded, scrubbed and storable like every other value
+    if not isinstance(converted, dict):
+        converted = {}
+    # Whatever the budget left, error_info keeps its shape: Opik requires it.
+    return {key: text if isinstance(text := converted.get(key), str) else "" for key in info}
 
 
 def span_record(
     span: Span, safe: Safe = _identity, default_project: str | None = None
 ) -> SpanRecord:
     """The record of a finished `span`."""
+    # First: the error is what a reader needs most, when the span's budget runs out.
+    error_info = _error_info(span, safe)
     metadata = safe(span.metadata) if span.metadata else None
     return SpanRecord(
         id=span.id,
@@ -113,7 +121,7 @@ def span_record(
         model=span.model,
         provider=span.provider,
         total_cost=span.total_cost,
-        error_info=_error_info(span, safe),
+        error_info=error_info,
     )
 
 

@@ -9,11 +9,12 @@ on an exporter's thread.
 from __future__ import annotations
 
 import linecache
-import traceback
+from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from random import getrandbits
 from time import time_ns
+from types import TracebackType
 from typing import Any, Literal, get_args
 
 from tracekit import _hooks
@@ -63,10 +64,13 @@ def utc_datetime(unix_ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=unix_ns // 1000)
 
 
-# How much of an exception a span keeps: chained causes and frames per exception.
+# How much of an exception a span keeps: chained causes, the last frames per
+# exception, and the formatted traceback's length. An exception that crosses
+# N tracked calls is kept by N spans: bounded frames keep that linear in N.
 _MAX_CHAIN = 5
-_MAX_FRAMES = 100
+_MAX_FRAMES = 50
 _MAX_MESSAGE = 100_000
+_MAX_TRACEBACK = 20_000
 
 
 class Failure:
@@ -74,25 +78,36 @@ class Failure:
 
     Holding the exception would hold its traceback's frames, and with them
     every local of every frame, until the span is exported. So the hot path
-    keeps only names, the message and code locations (a few µs), and the
-    traceback text is formatted later, on the export thread.
+    keeps only names, the message and the code locations of the last
+    `_MAX_FRAMES` frames (a few µs), and the traceback text is formatted
+    later, on the export thread, and cut to `_MAX_TRACEBACK` characters.
     """
 
     __slots__ = ("chain",)
 
     def __init__(self, exc: BaseException) -> None:
-        # (type name, message, [(file, line, function)], how it links to the next)
-        self.chain: list[tuple[str, str, list[tuple[str, int, str]], str]] = []
+        # (type name, message, [(file, line, function)], how it links to the
+        # next, how many earlier frames were left out)
+        self.chain: list[tuple[str, str, list[tuple[str, int, str]], str, int]] = []
         seen: set[int] = set()
         current: BaseException | None = exc
         link = ""
         while current is not None and id(current) not in seen and len(self.chain) < _MAX_CHAIN:
             seen.add(id(current))
+            last: deque[TracebackType] = deque(maxlen=_MAX_FRAMES)
+            tb = current.__traceback__
+            count = 0
+            while tb is not None:
+                last.append(tb)
+                count += 1
+                tb = tb.tb_next
             frames = [
-                (frame.f_code.co_filename, lineno, frame.f_code.co_name)
-                for frame, lineno in traceback.walk_tb(current.__traceback__)
-            ][-_MAX_FRAMES:]
-            self.chain.append((type(current).__name__, _message(current), frames, link))
+                (tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+                for tb in last
+            ]
+            del last
+            name = type(current).__name__
+            self.chain.append((name, _message(current), frames, link, count - len(frames)))
             if current.__cause__ is not None:
                 current, link = current.__cause__, _CAUSE
             elif current.__context__ is not None and not current.__suppress_context__:
@@ -102,10 +117,12 @@ class Failure:
 
     def describe(self) -> dict[str, str]:
         """Opik's `error_info`: `exception_type`, `message` and `traceback`."""
-        type_name, message, _, _ = self.chain[0]
+        type_name, message, _, _, _ = self.chain[0]
         parts: list[str] = []
-        for name, text, frames, link in reversed(self.chain):
+        for name, text, frames, link, omitted in reversed(self.chain):
             lines = ["Traceback (most recent call last):\n"] if frames else []
+            if omitted:
+                lines.append(f"  ...[{omitted} earlier frames omitted]\n")
             for filename, lineno, function in frames:
                 lines.append(f'  File "{filename}", line {lineno}, in {function}\n')
                 source = linecache.getline(filename, lineno).strip()
@@ -115,7 +132,11 @@ class Failure:
             parts.append("".join(lines))
             if link:
                 parts.append(link)
-        return {"exception_type": type_name, "message": message, "traceback": "".join(parts)}
+        text = "".join(parts)
+        if len(text) > _MAX_TRACEBACK:  # keep the end: where it was raised, and what
+            cut = len(text) - _MAX_TRACEBACK
+            text = f"...[{cut} chars cut]\n{text[cut:]}"
+        return {"exception_type": type_name, "message": message, "traceback": text}
 
 
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
