@@ -177,6 +177,20 @@ def test_a_small_numpy_like_array_is_kept_whole() -> None:
     assert safe(Small()) == [[1, 2], [3, 4]]
 
 
+def test_an_array_whose_items_cannot_be_read_says_so() -> None:
+    """Without `flat`, `reshape` or 1-d slicing, an array is its shape, dtype and a marker."""
+
+    class Opaque:
+        shape = (10, 10_000)
+        dtype = "int8"
+
+    assert safe(Opaque(), max_items=10) == {
+        "shape": [10, 10_000],
+        "dtype": "int8",
+        "values": ["...[100000 items not read]"],
+    }
+
+
 def test_long_deques_sets_and_dict_views_are_sliced() -> None:
     """Deques, sets and dict views keep max_items items and a marker, without a full copy."""
     big = dict.fromkeys(range(200_000), 0)

@@ -366,12 +366,13 @@ class _Converter:
             head = itertools.islice(value.flat, self.limits.max_items + 1)
         elif callable(getattr(kind, "reshape", None)):  # torch and friends: a view
             head = value.reshape(-1)[: self.limits.max_items + 1]
+        elif len(shape) == 1 and callable(getattr(kind, "__getitem__", None)):  # pandas Series
+            head = value[: self.limits.max_items + 1]
+        values = self._sequence(head, count, depth)
+        if len(values) < min(count, self.limits.max_items):  # no way to read its items
+            values.append(self.text(f"...[{count - len(values)} items not read]"))
         self.size += 40
-        return {
-            "shape": shape,
-            "dtype": self.text(str(value.dtype)),
-            "values": self._sequence(head, count, depth),
-        }
+        return {"shape": shape, "dtype": self.text(str(value.dtype)), "values": values}
 
     def _key(self, key: Any) -> tuple[str, bool, int]:
         """A dict key as emitted, whether its value is a secret, and its JSON size."""
