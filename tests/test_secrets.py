@@ -224,3 +224,14 @@ def test_scrubbing_an_llm_sized_span_is_cheap() -> None:
         register_secret(f"bench-credential-{_:04d}-Zx")
     cost = min(_per_span_seconds(redactor.scrub, [prompt, answer], 200) for _ in range(5))
     assert cost < 50e-6, f"{cost * 1e6:.1f} µs per span"
+
+
+def test_secrets_in_names_tags_and_threads_are_not_stored(store: Path) -> None:
+    """A known secret in a span name, a tag, a thread id or a model name is scrubbed too."""
+    with (
+        tracekit.context(thread_id=f"thread-{REGISTERED_SECRET}", tags=[f"t-{REGISTERED_SECRET}"]),
+        tracekit.span(f"call {REGISTERED_SECRET}") as span,
+    ):
+        span.update(model=f"model-{REGISTERED_SECRET}")
+        tracekit.update_current_trace(name=f"trace {REGISTERED_SECRET}")
+    assert REGISTERED_SECRET.encode() not in stored_bytes(store)

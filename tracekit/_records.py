@@ -9,7 +9,7 @@ and tags from the root's context, and whatever `update_current_trace()` set.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,6 +96,18 @@ def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
     return {key: text if isinstance(text := converted.get(key), str) else "" for key in info}
 
 
+def _text(safe: Safe, value: str | None) -> str | None:
+    """A name-like field: storable and scrubbed like any value (None stays None)."""
+    if value is None:
+        return None
+    text = safe(value)
+    return text if isinstance(text, str) else str(text)
+
+
+def _texts(safe: Safe, values: Iterable[str] | None) -> list[str]:
+    return [text for value in values or () if (text := _text(safe, value)) is not None]
+
+
 def span_record(
     span: Span, safe: Safe = _identity, default_project: str | None = None
 ) -> SpanRecord:
@@ -107,19 +119,19 @@ def span_record(
         id=span.id,
         trace_id=span.trace_id,
         parent_id=span.parent_id,
-        name=span.name,
+        name=_text(safe, span.name) or "",
         type=span.type,
         start_ns=span._start_ns,
         end_ns=span._end_ns,
         input=safe(span.input),
         output=safe(span.output),
         metadata=metadata,
-        tags=list(span.tags or ()),
-        project_name=span.project_name or default_project,
-        thread_id=span.thread_id,
+        tags=_texts(safe, span.tags),
+        project_name=_text(safe, span.project_name or default_project),
+        thread_id=_text(safe, span.thread_id),
         usage=safe(span.usage) if span.usage else None,
-        model=span.model,
-        provider=span.provider,
+        model=_text(safe, span.model),
+        provider=_text(safe, span.provider),
         total_cost=span.total_cost,
         error_info=error_info,
     )
@@ -142,14 +154,14 @@ def trace_record(
     metadata = {**(root.metadata or {}), **updates.get("metadata", {})}
     return TraceRecord(
         id=root.trace_id,
-        name=updates.get("name", root.name),
+        name=_text(safe, updates.get("name", root.name)) or "",
         start_ns=root._start_ns,
         end_ns=root._end_ns,
         input=safe(updates["input"]) if "input" in updates else root_record.input,
         output=safe(updates["output"]) if "output" in updates else root_record.output,
         metadata=safe(metadata) if metadata else None,
-        tags=list(dict.fromkeys(tags)),
-        project_name=root.project_name or default_project,
-        thread_id=updates.get("thread_id", root.thread_id),
+        tags=list(dict.fromkeys(_texts(safe, tags))),
+        project_name=_text(safe, root.project_name or default_project),
+        thread_id=_text(safe, updates.get("thread_id", root.thread_id)),
         error_info=root_record.error_info,
     )
