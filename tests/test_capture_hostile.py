@@ -26,7 +26,14 @@ from hypothesis import strategies as st
 
 import tracekit
 from tests.exporters_for_tests import RecordingExporter
-from tracekit._capture import REDACTED, Limits, Redactor, SafeConverter, to_json_safe
+from tracekit._capture import (
+    REDACTED,
+    Limits,
+    Redactor,
+    SafeConverter,
+    json_safe_converter,
+    to_json_safe,
+)
 from tracekit._records import SpanRecord
 from tracekit._span import Failure
 
@@ -325,10 +332,12 @@ def test_a_huge_error_message_is_cut_in_message_and_traceback() -> None:
         raise ValueError("m" * 20_000_000)
     except ValueError as exc:
         info = Failure(exc).describe()
-    assert len(info["traceback"]) <= 20_100
-    assert info["traceback"].endswith("m\n")
+    assert len(info["traceback"]) <= 100_000 + 400  # the message's ceiling, plus frames
     converted = safe(info, max_string=1_000)
     assert len(converted["message"]) <= 1_000 + 40
+    kept = json_safe_converter(Limits(max_string=1_000), Redactor()).tail(info["traceback"])
+    assert len(kept) <= 1_000
+    assert kept.endswith("m\n")  # the end, where the error is, is what is kept
 
 
 def test_a_deep_exception_keeps_its_last_frames_only() -> None:

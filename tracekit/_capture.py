@@ -294,7 +294,11 @@ class _Converter:
             return self.text(str.__str__(value))
         if isinstance(value, bytes | bytearray | memoryview):
             self.cut += value.nbytes if isinstance(value, memoryview) else len(value)
-            raw = bytes(value[: self.limits.max_string])
+            raw = bytes(value[: self.limits.max_string + _SCRUB_WINDOW])
+            decoded = raw.decode("utf-8", "replace")
+            if self.scrub(decoded) != decoded:  # a secret inside: never store it encoded
+                return self.text(f"<bytes: {decoded}>")
+            raw = raw[: self.limits.max_string]
             return self.text(f"<bytes base64:{base64.b64encode(raw).decode()}>")
         if isinstance(value, datetime.datetime | datetime.date | datetime.time):
             return self.text(value.isoformat())
@@ -379,8 +383,8 @@ class _Converter:
         raw = _key_text(key)
         known = self.keys.get(raw)
         if known is None:
-            name = _truncated_string(raw, self.limits)
-            text, size = _json_size(self.redactor.scrub(name))
+            name = _truncated_string(self.redactor.scrub(raw), self.limits)  # scrub, then cut
+            text, size = _json_size(name)
             known = (text, self.redactor.is_secret(name), size)
             if len(raw) <= 200 and len(self.keys) < 4096:
                 self.keys[raw] = known
@@ -418,10 +422,13 @@ class _Converter:
                 break
             self.size += 2  # ", "
             # A header list, `[("Authorization", "Bearer ..."), ...]`, or dict items.
-            pair = type(item) is tuple and len(item) == 2 and type(item[0]) is str
-            if pair and is_secret(item[0]):
-                result.append([self.text(item[0]), self.text(REDACTED)])
-                continue
+            pair = type(item) in (tuple, list) and len(item) == 2
+            if pair and type(name := item[0]) in (str, bytes):
+                if type(name) is bytes:  # ASGI headers: [(b"authorization", b"...")]
+                    name = name.decode("latin-1")
+                if is_secret(name):
+                    result.append([self.text(name), self.text(REDACTED)])
+                    continue
             result.append(self.convert(item, depth))
         return result
 
@@ -445,6 +452,15 @@ class SafeConverter:
         converter = self._converter
         converter.on_path.clear()
         return converter.convert(value, 0)
+
+    def tail(self, text: str) -> str:
+        """The end of `text`, scrubbed as a whole first, within `max_string` characters."""
+        converter = self._converter
+        text = converter.scrub(text)
+        keep = converter.limits.max_string - 40
+        if len(text) > converter.limits.max_string and keep > 0:
+            text = f"...[{len(text) - keep} chars cut]\n{text[-keep:]}"
+        return text
 
     def take_size(self) -> int:
         """The approximate bytes of JSON made since the last call; starts a new span's budget."""

@@ -89,6 +89,9 @@ def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
     info = span.error_info
     if info is None:
         return None
+    tail = getattr(safe, "tail", None)
+    if tail is not None:  # a traceback's end says where and what: keep it, scrubbed
+        info = {**info, "traceback": tail(info["traceback"])}
     converted = safe(info)  # bounded, scrubbed and storable like every other value
     if not isinstance(converted, dict):
         converted = {}

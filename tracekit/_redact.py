@@ -71,6 +71,41 @@ _SQUASHED_NAMES = frozenset(
         "proxyauthorization",
         "awssecretaccesskey",
         "awssessiontoken",
+        "apikeys",
+        "credential",
+        "secrets",
+        "passphrase",
+        "pwd",
+        "dbpass",
+        "auth",
+    )
+)
+# Names that end like secrets but are not: tokenizer special tokens and
+# ordinary kinds of key.
+_NOT_SECRET_NAMES = frozenset(
+    (
+        "eos_token",
+        "bos_token",
+        "pad_token",
+        "unk_token",
+        "sep_token",
+        "cls_token",
+        "mask_token",
+        "stop_token",
+        "next_token",
+        "start_token",
+        "end_token",
+        "cache_key",
+        "sort_key",
+        "primary_key",
+        "foreign_key",
+        "partition_key",
+        "idempotency_key",
+        "dedup_key",
+        "group_key",
+        "lookup_key",
+        "object_key",
+        "s3_key",
     )
 )
 
@@ -175,13 +210,20 @@ _TOKEN = r"[A-Za-z0-9._~+/=\-]"
 # Every pattern starts with a literal, so `re` finds its candidates with a
 # fast substring search; the word boundary is a lookbehind after it.
 _SK = re.compile(r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_\-]{16,}")  # sk-, sk-proj-, sk-ant-
-_BEARER = re.compile(rf"earer(?<![A-Za-z0-9][Bb]earer)(?<=[Bb]earer)(\s+){_TOKEN}{{8,}}")
-_BASIC = re.compile(r"asic(?<![A-Za-z0-9][Bb]asic)(?<=[Bb]asic)(\s+)[A-Za-z0-9+/]{8,}={0,2}")
+# A token after "Bearer"/"Basic" must look like one — a digit or "=" in it,
+# or 20+ characters — so prose ("Basic principles", "the bearer instrument")
+# is left alone.
+_BEARER = re.compile(
+    rf"earer(?<![A-Za-z0-9][Bb]earer)(?<=[Bb]earer)(\s+)"
+    rf"(?=[A-Za-z._~+/\-]*[0-9=]|{_TOKEN}{{20}}){_TOKEN}{{8,}}"
+)
+_BASIC = re.compile(
+    r"asic(?<![A-Za-z0-9][Bb]asic)(?<=[Bb]asic)(\s+)"
+    r"(?=[A-Za-z+/]*[0-9=]|[A-Za-z0-9+/]{20})[A-Za-z0-9+/]{8,}={0,2}"
+)
 _USERINFO = re.compile(r"://[^/\s@?#\"'<>]+@")  # scheme://user:password@host
 _QUERY_NAMES = (
-    "key",
     "apikey",
-    "token",
     "accesstoken",
     "refreshtoken",
     "authtoken",
@@ -192,12 +234,28 @@ _QUERY_NAMES = (
     "sig",
     "signature",
 )
-# api_key=..., ?key=..., &token=...: a name (or the last word of one) before "=".
+# api_key=..., ?key=..., &token=...: a name (or the last word of one) before
+# "="; the short names `key` and `token` only as URL query parameters or as
+# the last word of a name (`api_key=`), so code such as `sorted(x, key=len)`
+# or `dict(token=t)` in a traceback is kept.
 _QUERY = re.compile(
     "=(?:"
     + "|".join(rf"(?<=(?i:{name})=)(?<![A-Za-z0-9](?i:{name})=)" for name in _QUERY_NAMES)
-    + r")[^&\s#\"'<>]+"
+    + "|"
+    + "|".join(rf"(?<=[?&_\-](?i:{name})=)" for name in ("key", "token"))
+    + r")[^&\s#\"'<>,)]+"
 )
+# password='...' / api_key="..." inside a repr or a message.
+_QUOTED = re.compile(
+    r"""(?i:password|passwd|api_key|apikey|secret|access_token|client_secret)"""
+    r"""(?<![A-Za-z0-9](?i:password))['"]?\s*[=:]\s*['"]([^'"\s]{4,})['"]"""
+)
+# Words one of which a `name='value'` secret must contain (a cheap prefilter).
+_QUOTED_HINTS = ("assw", "ecret")
+# Provider token formats: GitHub, Google, Slack (each starts with a literal).
+_GITHUB = re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}")
+_GOOGLE = re.compile(r"AIza[0-9A-Za-z_\-]{30,}")
+_SLACK = re.compile(r"xox[abposr]-[0-9A-Za-z\-]{10,}")
 _AWS_KEY_ID = re.compile(r"A(?:KIA|SIA)[0-9A-Z]{16}(?![0-9A-Z])")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 
@@ -220,7 +278,26 @@ def _patterns_scrubbed(text: str) -> str:
         text = _AWS_KEY_ID.sub(REDACTED, text)
     if "J" in text:
         text = _JWT.sub(REDACTED, text)
+    if (
+        ("=" in text or ":" in text)
+        and ("'" in text or '"' in text)
+        and any(hint in text for hint in _QUOTED_HINTS)
+    ):
+        text = _QUOTED.sub(_quoted_redacted, text)
+    if "_" in text:
+        text = _GITHUB.sub(REDACTED, text)
+    if "AIza" in text:
+        text = _GOOGLE.sub(REDACTED, text)
+    if "xox" in text:
+        text = _SLACK.sub(REDACTED, text)
     return text
+
+
+def _quoted_redacted(match: re.Match[str]) -> str:
+    start, end = match.span(1)
+    whole = match.group(0)
+    offset = match.start(0)
+    return whole[: start - offset] + REDACTED + whole[end - offset :]
 
 
 # No pattern can match a string shorter than this.
@@ -292,7 +369,7 @@ class Redactor:
         known = self._cache.get(key)
         if known is None:
             words = _words(key)
-            known = bool(
+            known = words not in _NOT_SECRET_NAMES and bool(
                 (self._regex and self._regex.match(words))
                 or words.replace("_", "") in _SQUASHED_NAMES
             )

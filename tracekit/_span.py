@@ -9,6 +9,7 @@ on an exporter's thread.
 from __future__ import annotations
 
 import linecache
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -133,9 +134,8 @@ class Failure:
             if link:
                 parts.append(link)
         text = "".join(parts)
-        if len(text) > _MAX_TRACEBACK:  # keep the end: where it was raised, and what
-            cut = len(text) - _MAX_TRACEBACK
-            text = f"...[{cut} chars cut]\n{text[cut:]}"
+        # Not cut here: secrets are scrubbed from the whole text first, then
+        # `records` keeps its end (see `_records._error_info`).
         return {"exception_type": type_name, "message": message, "traceback": text}
 
 
@@ -365,7 +365,16 @@ class Span:
         if provider is not None:
             self.provider = provider
         if total_cost is not None:
-            self.total_cost = total_cost
+            # A cost is a finite number a float holds: anything else is not one.
+            if isinstance(total_cost, bool) or not isinstance(total_cost, int | float):
+                raise TypeError(f"total_cost={total_cost!r}: expected a number")
+            try:
+                cost = float(total_cost)
+            except OverflowError:
+                cost = math.inf
+            if not math.isfinite(cost):
+                raise ValueError(f"total_cost={total_cost!r}: expected a finite number")
+            self.total_cost = cost
 
     def update_trace(self, **fields: Any) -> None:
         """Record trace-level fields (see `tracekit.update_current_trace`) on the root."""

@@ -62,7 +62,12 @@ RAW_BUDGET_BYTES = 32 * 1024 * 1024
 
 # Errors that say a batch's content, not the backend, is at fault: the spans
 # of such a batch are then sent one by one, so only the bad one is lost.
-CONTENT_ERRORS: tuple[type[BaseException], ...] = (UnicodeError, ValueError, TypeError)
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (
+    UnicodeError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 
 # A span whose conversion takes longer than this (a user's __repr__ that
 # hangs) is given up and counted as failed; another thread takes over.
