@@ -384,3 +384,35 @@ def test_tracing_failure_never_breaks_the_call(
     warnings = [r for r in caplog.records if r.name == "tracekit"]
     assert len(warnings) == 1
     assert len(tracekit_capture.spans) == 2
+
+
+def test_an_exceptions_own_str_never_runs_on_the_traced_call(tracekit_capture: Capture) -> None:
+    """A custom __str__ runs when the span is described, not while the error propagates."""
+    calls: list[str] = []
+
+    class Slow(Exception):
+        def __str__(self) -> str:
+            calls.append("str")
+            return f"slow {self.args[0]}"
+
+    @tracekit.track
+    def fails() -> None:
+        raise Slow(42)
+
+    with pytest.raises(Slow):
+        fails()
+    assert calls == []
+    (span,) = tracekit_capture.spans
+    info = span.error_info
+    assert info is not None
+    assert info["message"] == "slow 42"
+    assert calls == ["str"]
+
+
+def test_update_names_a_value_of_the_wrong_type(tracekit_capture: Capture) -> None:
+    """update_current_span(usage=[...]) says what it expected instead of failing inside."""
+    with tracekit.span("s"):
+        with pytest.raises(TypeError, match=r"usage=\[1, 2\]: expected a mapping"):
+            tracekit.update_current_span(usage=[1, 2])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"metadata=\[1\]: expected a mapping"):
+            tracekit.update_current_span(metadata=[1])  # type: ignore[arg-type]

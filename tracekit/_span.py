@@ -89,7 +89,7 @@ class Failure:
     def __init__(self, exc: BaseException) -> None:
         # (type name, message, [(file, line, function)], how it links to the
         # next, how many earlier frames were left out)
-        self.chain: list[tuple[str, str, list[tuple[str, int, str]], str, int]] = []
+        self.chain: list[tuple[str, str | _LaterMessage, list[tuple[str, int, str]], str, int]] = []
         seen: set[int] = set()
         current: BaseException | None = exc
         link = ""
@@ -118,9 +118,13 @@ class Failure:
 
     def describe(self) -> dict[str, str]:
         """Opik's `error_info`: `exception_type`, `message` and `traceback`."""
-        type_name, message, _, _, _ = self.chain[0]
+        chain = [
+            (name, text.text() if isinstance(text, _LaterMessage) else text, frames, link, omitted)
+            for name, text, frames, link, omitted in self.chain
+        ]
+        type_name, message = chain[0][0], chain[0][1]
         parts: list[str] = []
-        for name, text, frames, link, omitted in reversed(self.chain):
+        for name, text, frames, link, omitted in reversed(chain):
             lines = ["Traceback (most recent call last):\n"] if frames else []
             if omitted:
                 lines.append(f"  ...[{omitted} earlier frames omitted]\n")
@@ -143,13 +147,47 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
-def _message(exc: BaseException) -> str:
+_SLOT_WRAPPER = type(BaseException.__str__)  # a __str__ written in C
+
+
+class _LaterMessage:
+    """An exception's message, made on the export thread from a frameless copy.
+
+    A `__str__` written in Python is user code: on the traced call it could
+    be slow or hang, and keeping the exception itself would keep its frames.
+    """
+
+    __slots__ = ("_copy",)
+
+    def __init__(self, copy: BaseException) -> None:
+        self._copy = copy
+
+    def text(self) -> str:
+        return _text_of(self._copy)
+
+
+def _text_of(exc: BaseException) -> str:
     try:
         text = str(exc)
     except Exception:
         return f"<unprintable {type(exc).__name__}>"
     # A ceiling until the export thread applies max_string_length.
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE]
+
+
+def _message(exc: BaseException) -> str | _LaterMessage:
+    kind = type(exc)
+    if type(kind.__str__) is _SLOT_WRAPPER and all(type(a) in (str, int) for a in exc.args):
+        return _text_of(exc)  # C code over plain values: cheap, and runs nothing of the user's
+    try:
+        copy = BaseException.__new__(kind)
+        copy.args = exc.args
+        attributes = getattr(exc, "__dict__", None)
+        if attributes:
+            copy.__dict__.update(attributes)
+    except Exception:
+        return f"<unprintable {kind.__name__}>"
+    return _LaterMessage(copy)
 
 
 class Span:
@@ -354,6 +392,10 @@ class Span:
             self.input = input
         if output is not None:
             self.output = output
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata={metadata!r}: expected a mapping (dict)")
+        if usage is not None and not isinstance(usage, Mapping):
+            raise TypeError(f"usage={usage!r}: expected a mapping (dict) of token counts")
         if metadata:
             self.metadata = {**(self.metadata or {}), **metadata}
         if tags:
