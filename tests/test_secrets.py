@@ -280,3 +280,23 @@ def test_a_cost_that_is_not_a_finite_number_is_refused() -> None:
                 span.update(total_cost=bad)
         with pytest.raises(TypeError, match=r"total_cost=.1\.5."):
             span.update(total_cost="1.5")  # type: ignore[arg-type]
+
+
+def test_a_secret_near_the_cut_is_not_left_in_part(store: Path) -> None:
+    """Secrets replaced before the cut never pull half of a later one into what is kept."""
+    limit = 10_000
+    head = REGISTERED_SECRET * (limit // len(REGISTERED_SECRET) + 400)  # shrinks when scrubbed
+    tracekit.configure(
+        exporter="sqlite",
+        db_path=store / "t.db",
+        flush_interval=0.01,
+        secrets=[REGISTERED_SECRET],
+        max_string_length=limit,
+    )
+
+    @tracekit.track
+    def takes(text: str) -> None:
+        return None
+
+    takes(head + "x" * 100)
+    assert REGISTERED_SECRET[:8].encode() not in stored_bytes(store)

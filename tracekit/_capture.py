@@ -241,7 +241,10 @@ class _Converter:
         length = len(text)
         if length > limits.max_string:
             self.cut += length
-            scrubbed = self.scrub(text[: limits.max_string + _SCRUB_WINDOW])
+            window = text[: limits.max_string + _SCRUB_WINDOW]
+            scrubbed = self.scrub(window)
+            if scrubbed != window:  # replacements shift text: scrub all of it, then cut
+                scrubbed = self.scrub(text)
             text = (
                 f"{scrubbed[: limits.max_string]}...[truncated {length - limits.max_string} chars]"
             )
