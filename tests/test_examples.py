@@ -168,3 +168,19 @@ def test_delivery_example_accounts_for_every_span_and_dies_of_sigterm(tmp_path: 
 
     with sqlite3.connect(tmp_path / "t.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 101
+
+
+def test_secrets_example_stores_no_secret(tmp_path: Path) -> None:
+    """Every credential in the example's arguments and error is REDACTED; the rest is kept."""
+    out = _example("secrets.py", tmp_path).stdout
+    for secret in (
+        "my-db-password-1234",
+        "env-value-0123456789",
+        "hunter2pass",
+        "abc123def456ghi789",
+        "abcdefghijklmnop1234",
+    ):
+        assert secret not in out
+    assert "REDACTED" in out
+    assert '"max_tokens": 50' in out
+    assert "weather in Oslo" in out
