@@ -172,7 +172,7 @@ def test_delivery_example_accounts_for_every_span_and_dies_of_sigterm(tmp_path: 
 
 def test_secrets_example_stores_no_secret(tmp_path: Path) -> None:
     """Every credential in the example's arguments and error is REDACTED; the rest is kept."""
-    out = _example("secrets.py", tmp_path).stdout
+    out = _example("redaction.py", tmp_path).stdout
     for secret in (
         "my-db-password-1234",
         "env-value-0123456789",

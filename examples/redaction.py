@@ -2,7 +2,7 @@
 
     tracekit.configure(secrets=["my-db-password-1234"])   # values you know are secret
 
-Run: `.venv/bin/python examples/secrets.py`. It traces a call whose arguments,
+Run: `.venv/bin/python examples/redaction.py`. It traces a call whose arguments,
 error message and headers hold credentials, writes it to the local store, and
 prints what was stored: every secret is `REDACTED`, the rest kept as it was.
 """
