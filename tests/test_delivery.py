@@ -55,10 +55,8 @@ def _run(code: str, cwd: Path, *args: str, **env: str) -> tuple[int, str, str, f
     return process.returncode, out, err, exit_seconds
 
 
-TEN_THOUSAND = f"""
-import tracekit
-tracekit.configure(exporter="opik", exit_timeout=5)
-
+# Traces of five spans: a job and its four steps.
+JOBS = """
 @tracekit.track
 def step(i):
     return i
@@ -67,8 +65,12 @@ def step(i):
 def job(i):
     for k in range(4):
         step(k)
-    return i
+"""
 
+TEN_THOUSAND = f"""
+import tracekit
+tracekit.configure(exporter="opik", exit_timeout=5)
+{JOBS}
 for i in range(2_000):
     job(i)
 {ENDED}
@@ -190,19 +192,10 @@ def test_every_span_is_in_exactly_one_state_at_every_moment(server_in_mode: Mode
         assert seen[-1]["failed"] > 0
 
 
-SIGTERM_PROGRAM = """
+SIGTERM_PROGRAM = f"""
 import sys, time, tracekit
 tracekit.configure(exporter="sqlite", max_queue=1_000_000, exit_timeout=60)
-
-@tracekit.track
-def step(i):
-    return i
-
-@tracekit.track
-def job(i):
-    for k in range(4):
-        step(k)
-
+{JOBS}
 for i in range(20_000):
     job(i)
 print("ready", flush=True)
