@@ -233,13 +233,13 @@ class BatchProcessor:
     def __call__(self, span: Span) -> None:
         """Queue a finished span. Never blocks: a full queue drops and counts it."""
         queue = self._queue
-        if self._closing or len(queue) >= self._queue_limit:
+        waiting = len(queue) + 1
+        if self._closing or waiting > self._queue_limit:
             self._drop_at_entry(1)
             return
         queue.append(span)
         if self._converter is None:
             self._start()
-        waiting = len(queue)
         if waiting % self._check_every == 0:
             self._on_backlog(waiting)
 
