@@ -186,10 +186,13 @@ def test_the_llm_span_records_model_provider_messages_output_usage_cost(
     assert (llm.model, llm.provider) == (MODEL, "openai")
     assert llm.input == {"messages": MESSAGES}
     assert llm.output == {"role": "assistant", "content": "hello"}
-    assert llm.usage == {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+    counts = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+    # Opik's format: the counts, and the provider's usage under original_usage.
+    assert llm.usage == {**counts, **{f"original_usage.{k}": v for k, v in counts.items()}}
     assert llm.total_cost is not None
     assert llm.total_cost > 0
     assert llm.metadata == {"model_parameters": {"temperature": 0.1}}
+    assert llm.tags == ["litellm"]
 
 
 SYNC_ENTRY_POINTS: dict[str, Callable[[], Any]] = {
@@ -339,7 +342,7 @@ def test_a_sync_stream_keeps_its_parent_and_ends_at_the_last_chunk(
     consumed_at = time.time_ns()
     (llm,) = llm_spans(tracekit_capture)
     assert llm.parent_id == agent.id
-    assert llm.output == "a b c"
+    assert llm.output == {"role": "assistant", "content": "a b c"}
     assert llm.end_time is not None
     assert llm.end_time.timestamp() * 1e9 <= consumed_at
     assert "".join(t for t in _texts(chunks) if t) == "a b c"
@@ -377,7 +380,7 @@ def test_an_async_stream_consumed_in_another_task_keeps_its_parent(
     agent_id = asyncio.run(main())
     (llm,) = llm_spans(tracekit_capture)
     assert llm.parent_id == agent_id
-    assert llm.output == "p q"
+    assert llm.output == {"role": "assistant", "content": "p q"}
 
 
 def test_a_stream_abandoned_early_is_logged_with_its_partial_output(
@@ -395,7 +398,7 @@ def test_a_stream_abandoned_early_is_logged_with_its_partial_output(
     assert llm.parent_id == agent.id
     assert llm.metadata is not None
     assert llm.metadata["stream_completed"] is False
-    assert llm.output == first.choices[0].delta.content
+    assert llm.output == {"role": "assistant", "content": first.choices[0].delta.content}
 
 
 def test_an_async_stream_closed_early_is_logged_at_once(tracekit_capture: Capture) -> None:
@@ -415,7 +418,7 @@ def test_an_async_stream_closed_early_is_logged_at_once(tracekit_capture: Captur
     assert llm.metadata is not None
     assert llm.metadata["stream_completed"] is False
     assert llm.output
-    assert "one two three four".startswith(llm.output)
+    assert "one two three four".startswith(llm.output["content"])
 
 
 def test_a_tracked_function_returning_a_stream_ends_with_the_stream(
@@ -465,7 +468,7 @@ def test_an_async_tracked_function_returning_an_abandoned_stream(
     for span in (llm, owner):
         assert span.metadata is not None
         assert span.metadata["stream_completed"] is False
-    assert owner.output == llm.output
+    assert llm.output == {"role": "assistant", "content": owner.output}
 
 
 # -- 5. everywhere the stack goes ------------------------------------------------------

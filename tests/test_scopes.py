@@ -215,7 +215,7 @@ def test_out_of_order_exits_never_activate_another_tracers_span(
 ) -> None:
     """If an integration parents A to another tracer's span, exiting A then B leaves none active."""
     other = Span.foreign("opik-span", "opik-trace", None, None)
-    monkeypatch.setattr(_hooks, "choose_parent", lambda parent: parent or other)
+    monkeypatch.setattr(_hooks, "choose_parent", (lambda parent: parent or other,))
     span_a, span_b = _enter_a_and_b_exit_a_first()
     assert tracekit.current_span() is None
     assert (span_a.parent_id, span_b.parent_id) == ("opik-span", span_a.id)

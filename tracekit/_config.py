@@ -278,14 +278,20 @@ def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout:
         previous.shutdown(previous_timeout)
 
 
-def run_before_flush(timeout: float) -> None:
-    """Let integrations push out what their library still holds, within `timeout` in all."""
+def run_before_flush(timeout: float) -> bool:
+    """Let integrations push out what their library still holds, within `timeout` in all.
+
+    True when each says all of it was delivered.
+    """
     deadline = _shutdown.Deadline(timeout)
-    for drain in list(_hooks.before_flush):
+    delivered = True
+    for drain in _hooks.before_flush:
         try:
-            drain(deadline.remaining())
+            delivered = drain(deadline.remaining()) and delivered
         except Exception:
             log_once(f"before_flush:{drain!r}", "tracekit: flushing an integration failed")
+            delivered = False
+    return delivered
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -301,9 +307,9 @@ def flush(timeout: float = 5.0) -> bool:
     if not (math.isfinite(timeout) and timeout >= 0):
         raise ValueError(f"flush(timeout={timeout!r}): expected a number of seconds, 0 or more")
     deadline = _shutdown.Deadline(timeout)
-    run_before_flush(timeout)
+    delivered = run_before_flush(timeout)
     processor = _pipeline.processor
-    return True if processor is None else processor.flush(deadline.remaining())
+    return (processor is None or processor.flush(deadline.remaining())) and delivered
 
 
 def default_project() -> str | None:

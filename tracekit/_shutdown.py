@@ -64,7 +64,7 @@ def finish(timeout: float) -> None:
     try:
         deadline = Deadline(timeout)
         _config.run_before_flush(deadline.remaining())
-        for hook in list(_hooks.at_exit):
+        for hook in _hooks.at_exit:
             try:
                 hook(deadline.remaining())
             except Exception:

@@ -265,8 +265,10 @@ class Span:
         self.provider = None
         self.total_cost = None
         defaults = context_defaults.get()
-        if _hooks.choose_parent is not None:
-            parent = self._parent = _hooks.choose_parent(parent)
+        if _hooks.choose_parent:
+            for choose in _hooks.choose_parent:
+                parent = choose(parent)
+            self._parent = parent
         if parent is None:
             self._root: Span | None = None  # not `self`: a cycle only the GC would free
             self._trace_id: str | None = None

@@ -201,6 +201,11 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
     return open_span
 
 
+def _kept_open(result: Any, span: Span, capture_output: bool) -> bool:
+    """Does an integration keep `span` open to end it itself (a returned stream)?"""
+    return any(keep(result, span, capture_output) for keep in _hooks.end_with_result)
+
+
 def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> Wrapper:
     capture_output = options.capture_output
     open_span = _span_opener(name, options, binder)
@@ -218,8 +223,7 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
             span.fail(exc)
             raise
         active_span.set(parent)
-        keep_open = _hooks.end_with_result
-        if keep_open is not None and keep_open(result, span, capture_output):
+        if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
         if capture_output:
             span.output = result
@@ -250,8 +254,7 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
             span.fail(exc)
             raise
         active_span.set(parent)
-        keep_open = _hooks.end_with_result
-        if keep_open is not None and keep_open(result, span, capture_output):
+        if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
         if capture_output:
             span.output = result

@@ -10,9 +10,13 @@ or a stream abandoned). Nothing here imports litellm.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import threading
 import weakref
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from time import time_ns
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +26,15 @@ from tracekit._pipeline import emit
 from tracekit._redact import REDACTED, Redactor, default_redactor, register_secret
 from tracekit._span import Span
 
-__all__ = ["Call", "LLMCallInterrupted", "awaiting_opik", "begin", "live_calls"]
+__all__ = [
+    "Call",
+    "LLMCallInterrupted",
+    "LLMSpan",
+    "awaiting_opik",
+    "begin",
+    "claim_for_callback",
+    "live_calls",
+]
 
 # Arguments recorded as the LLM span's input, and as its model parameters.
 # Everything else (api_key, api_base, credentials, headers, ...) is never read.
@@ -54,17 +66,64 @@ MODEL_PARAMETERS = frozenset(
 _secret_keys = Redactor()
 
 
-class LLMSpan(Span):
-    """An LLM call's span: its error text never shows the call's credentials.
+Describe = Callable[["LLMSpan"], None]
 
-    Provider errors sometimes quote the API key they rejected. The exporter
-    scrubs every span of every known secret; this span also hides them from
-    in-process readers (`tracekit.testing`) of its `error_info`.
+
+def _described(field: str) -> Any:
+    """A field of `LLMSpan` that is filled from the call's result when first read."""
+    slot = Span.__dict__[field]
+
+    def read(span: LLMSpan) -> Any:
+        span.describe_now()
+        return slot.__get__(span, Span)
+
+    def write(span: LLMSpan, value: Any) -> None:
+        span.describe_now()  # a value set by hand wins over the result's
+        slot.__set__(span, value)
+
+    return property(read, write, doc=f"The LLM call's {field}.")
+
+
+class LLMSpan(Span):
+    """An LLM call's span.
+
+    Its error text never shows the call's credentials: provider errors
+    sometimes quote the API key they rejected. The exporter scrubs every span
+    of every known secret; this span also hides them from in-process readers
+    (`tracekit.testing`) of its `error_info`.
+
+    What the result says (output, usage, cost, provider) is read from it only
+    when first needed, normally on the export thread: the caller's path keeps
+    a reference, not a description.
     """
 
-    __slots__ = ("secret_values",)
+    __slots__ = ("_describe", "secret_values")
 
     secret_values: tuple[str, ...]
+
+    def __init__(self, name: str, parent: Span | None) -> None:
+        self._describe: Describe | None = None
+        super().__init__(name, "llm", parent, tags=("litellm",))
+
+    def describe_later(self, describe: Describe) -> None:
+        """Fill the span from the result with `describe(span)` when it is first read."""
+        self._describe = describe
+
+    def describe_now(self) -> None:
+        describe = self._describe
+        if describe is None:
+            return
+        self._describe = None
+        try:
+            describe(self)
+        except Exception:
+            log_once("llm:describe", "tracekit: could not read an LLM call's result")
+
+    output = _described("output")
+    usage = _described("usage")
+    model = _described("model")
+    provider = _described("provider")
+    total_cost = _described("total_cost")
 
     @property
     def error_info(self) -> dict[str, str] | None:
@@ -141,9 +200,19 @@ live_calls: dict[str, Call] = {}
 # alive forever must not grow memory without bound.
 MAX_LIVE_CALLS = 10_000
 # Successful calls LiteLLM's Opik callback has yet to log, by litellm_call_id.
-# Notified when one is logged, so a flush can wait for them all.
 awaiting_opik: dict[str, Call] = {}
-opik_logged = threading.Condition(_lock)
+# Calls tracekit logged itself because that callback could not: the callback
+# skips them if it runs after all. Bounded: a callback that never runs leaves
+# its id here until newer ones push it out.
+_taken_over: OrderedDict[str, None] = OrderedDict()
+_MAX_TAKEN_OVER = 10_000
+# How many of the callback's logging calls are running now.
+_callback_busy = 0
+# Notified whenever an awaited call is logged, by either side.
+opik_settled = threading.Condition(_lock)
+# How often the loop watcher looks for closed event loops.
+LOOP_CHECK_SECONDS = 0.02
+_loop_watcher: threading.Thread | None = None
 
 
 class Call:
@@ -152,16 +221,19 @@ class Call:
     __slots__ = (
         "call_id",
         "chunks",
+        "describe_stream",
         "done",
+        "end_ns",
         "last_chunk_ns",
         "logged_by_opik",
+        "loop",
         "owners",
         "span",
         "stream",
         "watchers",
     )
 
-    def __init__(self, call_id: str, span: Span, logged_by_opik: bool) -> None:
+    def __init__(self, call_id: str, span: LLMSpan, logged_by_opik: bool) -> None:
         self.call_id = call_id
         self.span = span
         self.logged_by_opik = logged_by_opik
@@ -170,7 +242,13 @@ class Call:
         # Weak references whose death means the call was given up (see `watch`).
         self.watchers: list[weakref.ref[Any]] = []
         self.chunks: list[Any] | None = None
+        # Reads a stream's chunks (as far as they got) into the span.
+        self.describe_stream: Describe | None = None
         self.last_chunk_ns: int | None = None
+        # When the result (or the stream's last chunk) reached the caller.
+        self.end_ns: int | None = None
+        # The event loop whose task LiteLLM's async success callback runs on.
+        self.loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         # Tracked calls that returned this call's stream: (span, capture_output).
         self.owners: list[tuple[Span, bool]] = []
 
@@ -196,15 +274,17 @@ class Call:
         self.watchers.clear()
         return True
 
-    def succeed(self, result: Any) -> None:
-        """The call returned `result` (not a stream): the span ends now."""
+    def succeed(self, result: Any, describe: Describe) -> None:
+        """The call returned `result` (not a stream) to the caller just now."""
+        end_ns = time_ns()
         if not self._claim():
             return
-        describe_result(self.span, result)
+        self.end_ns = end_ns
+        self.span.describe_later(describe)
         if self.logged_by_opik:
             self._await_opik()
         else:
-            self.span.end()
+            self._end_llm_span(end_ns)
 
     def fail(self, error: BaseException) -> None:
         """The call, or its stream, raised `error`; logged by tracekit in every setup."""
@@ -217,27 +297,18 @@ class Call:
                 owner.output = text
             owner.fail(error)
 
-    def finish_stream(self, usage: Mapping[str, Any] | None, cost: float | None) -> None:
+    def finish_stream(self) -> None:
         """The consumer read the stream to its end."""
         if not self._claim():
             return
-        text = self._streamed_text()
-        self.span.update(output=text, usage=usage, total_cost=cost)
+        self.end_ns = self.last_chunk_ns or time_ns()
+        if self.describe_stream is not None:
+            self.span.describe_later(self.describe_stream)
         if self.logged_by_opik:
-            self.span._end_ns = self.last_chunk_ns  # kept in case the callback never logs it
             self._await_opik()
         else:
-            self._end_llm_span(self.last_chunk_ns)
-        self._end_owners(text, completed=True)
-
-    def _await_opik(self) -> None:
-        """LiteLLM's Opik callback will log this success: keep the span only as a fallback."""
-        with _lock:
-            awaiting_opik[self.call_id] = self
-
-    def log_unlogged_success(self) -> None:
-        """The Opik callback never logged this success (its event was lost): tracekit does."""
-        self._end_llm_span(self.span._end_ns)
+            self._end_llm_span(self.end_ns)
+        self._end_owners(self._streamed_text(), completed=True)
 
     def give_up(self) -> None:
         """The call ended without a result: a stream abandoned, or a call cancelled.
@@ -248,11 +319,46 @@ class Call:
             return
         if self.stream:
             text = self._streamed_text()
-            self.span.update(output=text, metadata={"stream_completed": False})
+            if self.describe_stream is not None:  # what was read of it
+                self.span.describe_later(self.describe_stream)
+            else:
+                self.span.output = assistant_message(text)
+            self.span.update(metadata={"stream_completed": False})
             self._end_llm_span(self.last_chunk_ns)
             self._end_owners(text, completed=False)
         else:
             self.span.fail(LLMCallInterrupted("the LiteLLM call ended without a result"))
+
+    def _await_opik(self) -> None:
+        """LiteLLM's Opik callback should log this success: keep the span in case it cannot."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a sync call: its callback runs on LiteLLM's threads
+            loop = None
+        with _lock:
+            awaiting_opik[self.call_id] = self
+            if loop is not None:
+                self.loop = weakref.ref(loop)
+        if loop is not None:
+            _watch_loops()
+
+    def take_over(self) -> None:
+        """Log this success now, as tracekit: LiteLLM's Opik callback cannot any more."""
+        with opik_settled:
+            if awaiting_opik.pop(self.call_id, None) is None:
+                return  # the callback got to it first
+            _taken_over[self.call_id] = None
+            if len(_taken_over) > _MAX_TAKEN_OVER:
+                _taken_over.popitem(last=False)
+            opik_settled.notify_all()
+        self._end_llm_span(self.end_ns)
+
+    def _callback_cannot_run(self, flushing_loop: asyncio.AbstractEventLoop | None) -> bool:
+        """Can the callback no longer log this call (or not while `flushing_loop` blocks)?"""
+        if self.loop is None:
+            return False
+        loop = self.loop()
+        return loop is None or loop.is_closed() or loop is flushing_loop
 
     def _end_llm_span(self, end_ns: int | None) -> None:
         span = self.span
@@ -285,19 +391,91 @@ class Call:
         return "".join(parts)
 
 
-def opik_callback_logged(call_id: object) -> None:
-    """LiteLLM's Opik callback has logged the call `call_id`."""
+def _watch_loops() -> None:
+    """Start the thread that notices event loops closing on awaited callbacks."""
+    global _loop_watcher
+    with _lock:
+        if _loop_watcher is not None and _loop_watcher.is_alive():
+            return
+        _loop_watcher = threading.Thread(
+            target=_take_over_from_closed_loops, name="tracekit-litellm-loops", daemon=True
+        )
+    _loop_watcher.start()
+
+
+def _take_over_from_closed_loops() -> None:
+    """While successes wait on an event loop's callback task: log those whose loop closed.
+
+    LiteLLM runs its async success callbacks as tasks on the caller's loop;
+    `asyncio.run` returning closes that loop with them still queued. Polled,
+    because an event loop tells no one it closes; the thread ends when nothing waits.
+    """
+    while True:
+        with _lock:
+            waiting = [call for call in awaiting_opik.values() if call.loop is not None]
+        if not waiting:
+            return
+        for call in waiting:
+            if call._callback_cannot_run(None):
+                call.take_over()
+        threading.Event().wait(LOOP_CHECK_SECONDS)
+
+
+def claim_for_callback(call_id: object) -> bool:
+    """LiteLLM's Opik callback is about to log `call_id`: may it?
+
+    False when tracekit already logged that call itself. Pair a True with
+    `callback_done()` once the callback has handed the span to the opik client.
+    """
+    global _callback_busy
     if not isinstance(call_id, str):
-        return
-    with opik_logged:
-        if awaiting_opik.pop(call_id, None) is not None:
-            opik_logged.notify_all()
+        return True
+    with opik_settled:
+        if call_id in _taken_over:
+            del _taken_over[call_id]
+            return False
+        awaiting_opik.pop(call_id, None)
+        _callback_busy += 1
+        return True
 
 
-def wait_for_opik_callback(timeout: float) -> bool:
-    """Wait until LiteLLM's Opik callback logged every success it was handed."""
-    with opik_logged:
-        return opik_logged.wait_for(lambda: not awaiting_opik, timeout)
+def callback_done() -> None:
+    """The callback's logging call that `claim_for_callback` allowed has returned."""
+    global _callback_busy
+    with opik_settled:
+        _callback_busy -= 1
+        opik_settled.notify_all()
+
+
+def settle_awaited_calls(timeout: float) -> None:
+    """Within `timeout`: every awaited success logged, by the callback or by tracekit.
+
+    Those the callback can no longer log (their event loop closed, or it is
+    the loop this very thread blocks) are logged by tracekit at once; the
+    others get until the deadline, then tracekit logs what is left.
+    """
+    try:
+        flushing_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        flushing_loop = None
+    with _lock:
+        waiting = list(awaiting_opik.values())
+    for call in waiting:
+        if call._callback_cannot_run(flushing_loop):
+            call.take_over()
+    with opik_settled:
+        opik_settled.wait_for(lambda: not awaiting_opik and not _callback_busy, timeout)
+        left = list(awaiting_opik.values())
+    for call in left:
+        call.take_over()
+
+
+def settle_all_now() -> None:
+    """At exit: log every success the callback has not logged yet."""
+    with _lock:
+        waiting = list(awaiting_opik.values())
+    for call in waiting:
+        call.take_over()
 
 
 def begin(
@@ -305,7 +483,7 @@ def begin(
 ) -> Call | None:
     """Open the LLM span of a call LiteLLM is setting up, under the active span."""
     try:
-        span = LLMSpan(f"litellm.{call_type}", "llm", active_span.get())
+        span = LLMSpan(f"litellm.{call_type}", active_span.get())
         span.secret_values = _secret_values(kwargs)
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()
@@ -336,16 +514,45 @@ def begin(
         return None
 
 
-def _usage_dict(usage: Any) -> dict[str, Any] | None:
+def _flat_ints(value: Mapping[str, Any], prefix: str, into: dict[str, int]) -> None:
+    for key, item in value.items():
+        name = f"{prefix}.{key}"
+        if isinstance(item, Mapping):
+            _flat_ints(item, name, into)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            into[name] = item
+
+
+def opik_usage(usage: Any) -> dict[str, int] | None:
+    """Token counts in Opik's format, as Opik's own integrations send them.
+
+    `prompt_tokens`, `completion_tokens`, `total_tokens`, plus every integer
+    of the provider's usage flattened under `original_usage.` (Opik keeps
+    only integers).
+    """
     if usage is None:
         return None
     if isinstance(usage, Mapping):
-        return dict(usage)
-    counts = {
-        key: getattr(usage, key, None)
+        original: Mapping[str, Any] = usage
+    elif hasattr(usage, "model_dump"):
+        original = usage.model_dump()
+    else:
+        original = {
+            key: getattr(usage, key, None)
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
+    counts: dict[str, int] = {
+        key: value
         for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if isinstance(value := original.get(key), int) and not isinstance(value, bool)
     }
-    return {k: v for k, v in counts.items() if isinstance(v, int)} or None
+    _flat_ints(original, "original_usage", counts)
+    return counts or None
+
+
+def assistant_message(text: str | None) -> dict[str, Any] | None:
+    """The output of a chat call whose reply is `text` (a stream's, say)."""
+    return None if text is None else {"role": "assistant", "content": text}
 
 
 def _output_of(result: Any) -> Any:
@@ -377,19 +584,16 @@ def _output_of(result: Any) -> Any:
 
 
 def describe_result(span: Span, result: Any) -> None:
-    """Fill the LLM span from a LiteLLM response object."""
-    try:
-        model = getattr(result, "model", None)
-        if isinstance(model, str) and model:
-            span.model = model
-        span.output = _output_of(result)
-        span.usage = _usage_dict(getattr(result, "usage", None))
-        hidden = getattr(result, "_hidden_params", None) or {}
-        cost = hidden.get("response_cost")
-        if isinstance(cost, int | float):
-            span.total_cost = float(cost)
-        provider = hidden.get("custom_llm_provider")
-        if isinstance(provider, str):
-            span.provider = provider
-    except Exception:
-        log_once("litellm:describe", "tracekit: could not read a LiteLLM response")
+    """Fill the LLM span from a LiteLLM (OpenAI-shaped) response object."""
+    model = getattr(result, "model", None)
+    if isinstance(model, str) and model:
+        span.model = model
+    span.output = _output_of(result)
+    span.usage = opik_usage(getattr(result, "usage", None))
+    hidden = getattr(result, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        span.total_cost = float(cost)
+    provider = hidden.get("custom_llm_provider")
+    if isinstance(provider, str):
+        span.provider = provider

@@ -41,17 +41,14 @@ import litellm.utils as litellm_utils
 import wrapt
 from litellm.integrations.opik.opik import OpikLogger
 from litellm.litellm_core_utils.litellm_logging import Logging
-from litellm.litellm_core_utils.streaming_handler import (
-    CustomStreamWrapper,
-    calculate_total_usage,
-)
+from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
 from tracekit import _config, _hooks, _shutdown
 from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
-from tracekit.integrations._llm_calls import Call, begin, live_calls
+from tracekit.integrations._llm_calls import Call, LLMSpan, begin, describe_result, live_calls
 
 __all__ = ["instrument_litellm", "uninstrument_litellm"]
 
@@ -71,6 +68,28 @@ def _opik_callback_active() -> bool:
         for callback in callbacks:
             if callback == "opik" or type(callback).__name__ == "OpikLogger":
                 return True
+    return False
+
+
+def _logged_by_opik_callback() -> bool:
+    """Will LiteLLM's Opik callback log this call's success, under tracekit's span?
+
+    Only when tracekit's own spans go to Opik too: pointing the callback at a
+    trace that never reaches Opik would leave its span an orphan there.
+    """
+    if not _opik_callback_active():
+        return False
+    exporter = _config.exporter_name()
+    if exporter == "opik":
+        return True
+    log_once(
+        "litellm:callback-elsewhere",
+        "tracekit: LiteLLM's Opik callback is on but tracekit exports to %r, not Opik: "
+        "tracekit records LLM spans there under their parents, and the callback logs "
+        "its own separate traces in Opik",
+        exporter,
+        exc_info=False,
+    )
     return False
 
 
@@ -109,9 +128,10 @@ def _on_function_setup(
                     **dict(zip(("messages",), args[4:5], strict=False)),
                     **kwargs,
                 }
-            call = begin(call_id, call_type, fields, _opik_callback_active())
+            logged_by_opik = _logged_by_opik_callback()
+            call = begin(call_id, call_type, fields, logged_by_opik)
             parent = call.span._parent if call is not None else None
-            if parent is not None:
+            if parent is not None and (logged_by_opik or not _opik_callback_active()):
                 _with_opik_metadata(kwargs, parent)
     except Exception:
         log_once("litellm:setup", "tracekit: could not prepare a LiteLLM call")
@@ -145,10 +165,11 @@ def _on_response(
             if isinstance(result, CustomStreamWrapper):
                 call.stream = True
                 call.chunks = result.chunks
+                call.describe_stream = _stream_description(result)
                 setattr(result, STATE_ATTRIBUTE, call)
                 call.watch(result)  # dropped unfinished: still logged
-            else:
-                call.succeed(result)  # LiteLLM calls this as the result comes back
+            else:  # LiteLLM calls this as the result comes back
+                call.succeed(result, lambda span: describe_result(span, result))
     except Exception:
         log_once("litellm:result", "tracekit: could not record a LiteLLM result")
     return returned
@@ -167,32 +188,35 @@ def _on_failure(
     return wrapped(*args, **kwargs)
 
 
-def _stream_usage(stream: Any) -> tuple[dict[str, Any] | None, float | None]:
-    hidden = getattr(stream, "_last_returned_hidden_params", None) or {}
-    usage = _llm_calls._usage_dict(hidden.get("usage"))
-    if usage is None and stream.chunks:
-        try:  # what LiteLLM itself logs for a finished stream
-            usage = _llm_calls._usage_dict(calculate_total_usage(chunks=stream.chunks))
-        except Exception:
-            usage = None
-    cost: float | None = None
-    if usage and isinstance(getattr(stream, "model", None), str):
-        try:
-            prompt_cost, completion_cost = litellm.cost_per_token(
-                model=stream.model,
-                prompt_tokens=usage.get("prompt_tokens", 0),
-                completion_tokens=usage.get("completion_tokens", 0),
-                custom_llm_provider=getattr(stream, "custom_llm_provider", None),
-            )
-            cost = prompt_cost + completion_cost
-        except Exception:
-            cost = None
-    return usage, cost
+def _stream_description(stream: CustomStreamWrapper) -> _llm_calls.Describe:
+    """How to read a stream's chunks into its span, later, on the export thread.
 
+    With LiteLLM's own assembly (`stream_chunk_builder`, the function its
+    logging uses), so tokens and cost are what LiteLLM's standard logging
+    payload reports. Holds the chunks and messages, not the stream, so a
+    stream dropped unread still dies.
+    """
+    chunks: list[Any] = stream.chunks
+    messages = getattr(stream, "messages", None)
+    provider = getattr(stream, "custom_llm_provider", None)
 
-def _stream_ended(stream: Any, call: Call) -> None:
-    usage, cost = _stream_usage(stream)
-    call.finish_stream(usage, cost)
+    def describe(span: LLMSpan) -> None:
+        if isinstance(provider, str):
+            span.provider = provider
+        if not chunks:
+            span.output = _llm_calls.assistant_message("")
+            return
+        assembled = litellm.stream_chunk_builder(chunks=list(chunks), messages=messages)
+        if assembled is None:
+            return
+        describe_result(span, assembled)
+        if span.total_cost is None:
+            try:
+                span.total_cost = float(litellm.completion_cost(completion_response=assembled))
+            except Exception:  # a model LiteLLM has no price for
+                span.total_cost = None
+
+    return describe
 
 
 def _on_next(
@@ -203,7 +227,7 @@ def _on_next(
     except StopIteration:
         call = instance.__dict__.get(STATE_ATTRIBUTE)
         if call is not None:
-            _stream_ended(instance, call)
+            call.finish_stream()
         raise
     except BaseException as exc:
         call = instance.__dict__.get(STATE_ATTRIBUTE)
@@ -224,7 +248,7 @@ async def _on_anext(
     except StopAsyncIteration:
         call = instance.__dict__.get(STATE_ATTRIBUTE)
         if call is not None:
-            _stream_ended(instance, call)
+            call.finish_stream()
         raise
     except BaseException as exc:
         call = instance.__dict__.get(STATE_ATTRIBUTE)
@@ -260,15 +284,19 @@ def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool
     return True
 
 
-def _drain_litellm(timeout: float) -> None:
+def _drain_litellm(timeout: float) -> bool:
     """Push out what LiteLLM still holds for its callbacks (its Opik callback included).
 
-    All of it within `timeout` seconds.
+    All of it within `timeout` seconds. True when every success handed to
+    LiteLLM's Opik callback reached the opik client's backend, or was logged
+    by tracekit instead.
     """
     deadline = _shutdown.Deadline(timeout)
     try:
         from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 
+        # First what the callback can no longer log (its event loop closed).
+        _llm_calls.settle_awaited_calls(0)
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop runs here: run what the worker still queues
@@ -276,16 +304,16 @@ def _drain_litellm(timeout: float) -> None:
             if bound is None or bound.is_closed() or not bound.is_running():
                 GLOBAL_LOGGING_WORKER._flush_on_exit()  # type: ignore[no-untyped-call]
                 asyncio.set_event_loop(None)
-            # Sync success callbacks run on LiteLLM's executor, async ones on its
-            # worker; with a loop running in this thread, waiting would only block it.
-            _llm_calls.wait_for_opik_callback(deadline.remaining())
-        left = deadline.remaining()
-        if _opik_callback_active() and left >= 1:  # opik's flush takes whole seconds
+        # The callback gets half the time left; tracekit logs what it has not reached.
+        _llm_calls.settle_awaited_calls(deadline.remaining() / 2)
+        if _opik_callback_active():
             from opik.api_objects import opik_client
 
-            opik_client.get_client_cached().flush(timeout=int(left))
+            return opik_client.get_client_cached().flush(timeout=deadline.remaining())  # type: ignore[arg-type]
+        return True
     except Exception:
         log_once("litellm:drain", "tracekit: could not flush LiteLLM's pending callbacks")
+        return False
 
 
 def _settle_calls_at_exit(timeout: float) -> None:
@@ -294,21 +322,36 @@ def _settle_calls_at_exit(timeout: float) -> None:
     for call in list(live_calls.values()):
         if call.stream:
             call.give_up()
-    for call in list(_llm_calls.awaiting_opik.values()):
-        _llm_calls.awaiting_opik.pop(call.call_id, None)
-        call.log_unlogged_success()
+    _llm_calls.settle_all_now()
 
 
 def _on_opik_logged(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """Around OpikLogger's success methods: note which calls it has logged."""
+    """Around OpikLogger.log_success_event: skip what tracekit logged itself already."""
+    if not _llm_calls.claim_for_callback(_event_call_id(args, kwargs)):
+        return None
     try:
         return wrapped(*args, **kwargs)
     finally:
-        event = kwargs.get("kwargs", args[0] if args else None)
-        if isinstance(event, dict):
-            _llm_calls.opik_callback_logged(event.get("litellm_call_id"))
+        _llm_calls.callback_done()
+
+
+async def _on_opik_logged_async(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Around OpikLogger.async_log_success_event, likewise."""
+    if not _llm_calls.claim_for_callback(_event_call_id(args, kwargs)):
+        return None
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _llm_calls.callback_done()
+
+
+def _event_call_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    event = kwargs.get("kwargs", args[0] if args else None)
+    return event.get("litellm_call_id") if isinstance(event, dict) else None
 
 
 def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
@@ -329,12 +372,12 @@ def instrument_litellm() -> None:
         _patch(CustomStreamWrapper, "__anext__", _on_anext)
         _patch(CustomStreamWrapper, "aclose", _on_aclose)
         _patch(OpikLogger, "log_success_event", _on_opik_logged)
-        _patch(OpikLogger, "async_log_success_event", _on_opik_logged)
-        _hooks.end_with_result = _keep_open_for_stream
+        _patch(OpikLogger, "async_log_success_event", _on_opik_logged_async)
+        _hooks.add("end_with_result", _keep_open_for_stream)
         opik_interop.install()  # imports opik, which registers its own exit hook:
         _shutdown.run_exit_hook_first()  # drain LiteLLM's Opik callback before it
-        _hooks.before_flush.append(_drain_litellm)
-        _hooks.at_exit.append(_settle_calls_at_exit)
+        _hooks.add("before_flush", _drain_litellm)
+        _hooks.add("at_exit", _settle_calls_at_exit)
 
 
 def uninstrument_litellm() -> None:
@@ -344,9 +387,6 @@ def uninstrument_litellm() -> None:
             owner, name, original = _patches.pop()
             setattr(owner, name, original)
         opik_interop.uninstall()
-        if _hooks.end_with_result is _keep_open_for_stream:
-            _hooks.end_with_result = None
-        if _drain_litellm in _hooks.before_flush:
-            _hooks.before_flush.remove(_drain_litellm)
-        if _settle_calls_at_exit in _hooks.at_exit:
-            _hooks.at_exit.remove(_settle_calls_at_exit)
+        _hooks.remove("end_with_result", _keep_open_for_stream)
+        _hooks.remove("before_flush", _drain_litellm)
+        _hooks.remove("at_exit", _settle_calls_at_exit)

@@ -93,7 +93,7 @@ def install() -> None:
         wrapt.wrap_function_wrapper(
             span_creation_handler, "create_span_respecting_context", _create_span
         )
-        _hooks.choose_parent = choose_parent
+        _hooks.add("choose_parent", choose_parent)
 
 
 def uninstall() -> None:
@@ -104,5 +104,4 @@ def uninstall() -> None:
             return
         span_creation_handler.create_span_respecting_context = _original
         _original = None
-        if _hooks.choose_parent is choose_parent:
-            _hooks.choose_parent = None
+        _hooks.remove("choose_parent", choose_parent)
