@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.metadata
+import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -167,6 +169,55 @@ def test_instrumenting_twice_is_once_and_uninstrument_restores(tracekit_capture:
     with tracekit.span("agent"):
         completion(model=MODEL, messages=MESSAGES, mock_response="ok")
     assert len(llm_spans(tracekit_capture)) == 1
+
+
+def _renamed(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """As if a LiteLLM release had renamed the hook at `path` (`Class.method` or name)."""
+    from tracekit.integrations import litellm as integration
+
+    hooks = tuple(
+        (module, f"{hook}_renamed" if hook == path else hook, wrapper, required)
+        for module, hook, wrapper, required in integration._HOOKS
+    )
+    monkeypatch.setattr(integration, "_HOOKS", hooks)
+
+
+def test_a_missing_hook_patches_nothing_and_says_which(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A LiteLLM without a required hook: a clear error, and every original left in place."""
+    tracekit.uninstrument_litellm()
+    originals = _patched_attributes()
+    _renamed(monkeypatch, "Logging.failure_handler")  # the third of eight: two come before
+    with pytest.raises(tracekit.LiteLLMNotSupported) as raised:
+        tracekit.instrument_litellm()
+    message = str(raised.value)
+    assert "litellm.litellm_core_utils.litellm_logging.Logging.failure_handler_renamed" in message
+    assert importlib.metadata.version("litellm") in message
+    assert "nothing was patched" in message
+    assert ">=1.79.2" in message
+    assert _patched_attributes() == originals
+    monkeypatch.undo()
+    tracekit.instrument_litellm()  # not a silent no-op once the hook is back
+    assert _patched_attributes()["function_setup"] is not originals["function_setup"]
+
+
+def test_a_missing_optional_hook_warns_once_and_instruments_the_rest(
+    tracekit_capture: Capture,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without `CustomStreamWrapper.aclose`, calls are still attached, with one warning."""
+    tracekit.uninstrument_litellm()
+    _renamed(monkeypatch, "CustomStreamWrapper.aclose")
+    with caplog.at_level(logging.WARNING, logger="tracekit"):
+        tracekit.instrument_litellm()
+    assert [r.getMessage() for r in caplog.records if "aclose" in r.getMessage()]
+    with tracekit.span("agent") as agent:
+        completion(model=MODEL, messages=MESSAGES, mock_response="ok")
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.parent_id == agent.id
+    tracekit.uninstrument_litellm()
 
 
 # -- 3. one LLM span per call, with its content ----------------------------------------

@@ -255,3 +255,34 @@ async def test_async_out_of_order_exits_inside_an_open_span_return_to_it(
             pass
     assert after.parent_id == span_o.id
     assert (span_a.parent_id, span_b.parent_id) == (span_o.id, span_a.id)
+
+
+def test_two_integrations_on_one_hook_point_both_run(tracekit_capture: Capture) -> None:
+    """Hook points are lists: a second integration adds to them, it does not replace."""
+    kept: list[str] = []
+
+    def keep_first(result: object, span: Span, capture_output: bool) -> bool:
+        kept.append("first")
+        return False
+
+    def keep_second(result: object, span: Span, capture_output: bool) -> bool:
+        kept.append("second")
+        return result == "stream"
+
+    @tracekit.track
+    def returns(value: str) -> str:
+        return value
+
+    _hooks.add("end_with_result", keep_first)
+    _hooks.add("end_with_result", keep_second)
+    _hooks.add("end_with_result", keep_second)  # once only
+    try:
+        returns("stream")
+        returns("value")
+    finally:
+        _hooks.remove("end_with_result", keep_first)
+        _hooks.remove("end_with_result", keep_second)
+    assert kept == ["first", "second", "first", "second"]
+    # The span kept open by the second integration is not ended by the core.
+    assert [s.output for s in tracekit_capture.spans] == ["value"]
+    assert _hooks.end_with_result == ()

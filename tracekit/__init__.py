@@ -8,13 +8,14 @@ file (see `tracekit.configure`).
 from tracekit import testing
 from tracekit._config import configure, flush, stats
 from tracekit._context import current_span
-from tracekit._instrument import instrument_litellm, uninstrument_litellm
+from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
 from tracekit._scopes import context, span, update_current_span, update_current_trace
 from tracekit._span import Span, SpanType
 from tracekit._threads import ThreadPoolExecutor, propagate
 from tracekit._track import track
 
 __all__ = [
+    "LiteLLMNotSupported",
     "Span",
     "SpanType",
     "ThreadPoolExecutor",

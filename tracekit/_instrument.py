@@ -6,7 +6,15 @@ when instrumenting is asked for.
 
 from __future__ import annotations
 
-__all__ = ["instrument_litellm", "uninstrument_litellm"]
+__all__ = ["LiteLLMNotSupported", "instrument_litellm", "uninstrument_litellm"]
+
+
+class LiteLLMNotSupported(RuntimeError):
+    """The installed LiteLLM lacks a place `instrument_litellm()` must hook into.
+
+    Nothing was patched; the message names the LiteLLM version, what is
+    missing and the versions tracekit supports.
+    """
 
 
 def instrument_litellm() -> None:
@@ -17,6 +25,9 @@ def instrument_litellm() -> None:
     successes unless LiteLLM's Opik callback is on, and always failures,
     cancelled calls and abandoned streams. Works however `litellm` functions
     were imported. Idempotent and thread-safe.
+
+    Raises `LiteLLMNotSupported`, patching nothing, when the installed
+    LiteLLM lacks a place tracekit must hook into.
     """
     from tracekit.integrations.litellm import instrument_litellm as install
 

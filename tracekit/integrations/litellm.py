@@ -31,26 +31,34 @@ so calls under `@opik.track` alone are attached too.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.metadata
 import threading
 from collections.abc import Callable
 from time import time_ns as _time_ns
 from typing import Any
 
 import litellm
-import litellm.utils as litellm_utils
 import wrapt
-from litellm.integrations.opik.opik import OpikLogger
-from litellm.litellm_core_utils.litellm_logging import Logging
-from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
 from tracekit import _config, _hooks, _shutdown
+from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
 from tracekit.integrations._llm_calls import Call, LLMSpan, begin, describe_result, live_calls
 
-__all__ = ["instrument_litellm", "uninstrument_litellm"]
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "LiteLLMNotSupported",
+    "instrument_litellm",
+    "uninstrument_litellm",
+]
+
+# The LiteLLM releases tracekit is tested with (`make test-litellm-versions`
+# runs the LiteLLM tests on the oldest and the newest): those opik accepts.
+SUPPORTED_VERSIONS = ">=1.79.2,<1.106"
 
 _lock = threading.Lock()
 # (owner, attribute, original) for every patch, to restore exactly.
@@ -162,7 +170,7 @@ def _on_response(
         result = kwargs.get("result", args[0] if args else None)
         call = _call_of(kwargs.get("logging_obj", args[1] if len(args) > 1 else None))
         if call is not None:
-            if isinstance(result, CustomStreamWrapper):
+            if isinstance(result, _stream_class):
                 call.stream = True
                 call.chunks = result.chunks
                 call.describe_stream = _stream_description(result)
@@ -188,7 +196,7 @@ def _on_failure(
     return wrapped(*args, **kwargs)
 
 
-def _stream_description(stream: CustomStreamWrapper) -> _llm_calls.Describe:
+def _stream_description(stream: Any) -> _llm_calls.Describe:
     """How to read a stream's chunks into its span, later, on the export thread.
 
     With LiteLLM's own assembly (`stream_chunk_builder`, the function its
@@ -275,7 +283,7 @@ async def _on_aclose(
 
 def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool:
     """A tracked call that returns a LiteLLM stream ends with the stream."""
-    if type(result) is not CustomStreamWrapper:
+    if type(result) is not _stream_class:
         return False
     call = result.__dict__.get(STATE_ATTRIBUTE)
     if call is None or call.done:
@@ -354,25 +362,95 @@ def _event_call_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
     return event.get("litellm_call_id") if isinstance(event, dict) else None
 
 
-def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
-    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    wrapt.wrap_function_wrapper(owner, name, wrapper)
-    _patches.append((owner, name, original))
+# What instrumenting hooks into: (module, attribute path, wrapper, required).
+# An optional hook that is missing only costs what it adds, with a warning.
+_Hook = tuple[str, str, Callable[..., Any], bool]
+_LOGGING = "litellm.litellm_core_utils.litellm_logging"
+_STREAMS = "litellm.litellm_core_utils.streaming_handler"
+_OPIK = "litellm.integrations.opik.opik"
+_HOOKS: tuple[_Hook, ...] = (
+    ("litellm.utils", "function_setup", _on_function_setup, True),
+    ("litellm.utils", "update_response_metadata", _on_response, True),
+    (_LOGGING, "Logging.failure_handler", _on_failure, True),
+    (_STREAMS, "CustomStreamWrapper.__next__", _on_next, True),
+    (_STREAMS, "CustomStreamWrapper.__anext__", _on_anext, True),
+    (_STREAMS, "CustomStreamWrapper.aclose", _on_aclose, False),
+    (_OPIK, "OpikLogger.log_success_event", _on_opik_logged, True),
+    (_OPIK, "OpikLogger.async_log_success_event", _on_opik_logged_async, True),
+)
+# Used as they are: LiteLLM's own stream assembly and pricing.
+_USED = ("stream_chunk_builder", "completion_cost", "logging_callback_manager")
+_stream_class: type[Any] = type(None)  # CustomStreamWrapper, once resolved
+
+
+def litellm_version() -> str:
+    try:
+        return importlib.metadata.version("litellm")
+    except importlib.metadata.PackageNotFoundError:
+        return "(unknown version)"
+
+
+def _resolve(module_name: str, path: str) -> tuple[Any, str] | None:
+    """The object holding `path`'s last attribute in `module_name`, and its name."""
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent, None)
+        if owner is None:
+            return None
+    found = name in owner.__dict__ if isinstance(owner, type) else hasattr(owner, name)
+    return (owner, name) if found else None
+
+
+def _resolve_hooks() -> list[tuple[Any, str, Callable[..., Any]]]:
+    """Every hook's place, found before anything is patched; raise if one is missing."""
+    places: list[tuple[Any, str, Callable[..., Any]]] = []
+    missing: list[str] = []
+    for module_name, path, wrapper, required in _HOOKS:
+        place = _resolve(module_name, path)
+        if place is not None:
+            places.append((*place, wrapper))
+        elif required:
+            missing.append(f"{module_name}.{path}")
+        else:
+            log_once(
+                f"litellm:optional:{path}",
+                "tracekit: LiteLLM %s has no %s.%s; instrumenting without it",
+                litellm_version(),
+                module_name,
+                path,
+                exc_info=False,
+            )
+    missing += [f"litellm.{name}" for name in _USED if not hasattr(litellm, name)]
+    if missing:
+        raise LiteLLMNotSupported(
+            f"tracekit.instrument_litellm(): LiteLLM {litellm_version()} has no "
+            f"{', '.join(missing)}; nothing was patched. tracekit supports LiteLLM "
+            f"{SUPPORTED_VERSIONS}."
+        )
+    return places
 
 
 def instrument_litellm() -> None:
-    """Attach every LiteLLM call made under an active span to it. Idempotent."""
+    """Attach every LiteLLM call made under an active span to it. Idempotent.
+
+    Raises `LiteLLMNotSupported`, patching nothing, when the installed LiteLLM
+    lacks a place tracekit must hook into.
+    """
+    global _stream_class
     with _lock:
         if _patches:
             return
-        _patch(litellm_utils, "function_setup", _on_function_setup)
-        _patch(litellm_utils, "update_response_metadata", _on_response)
-        _patch(Logging, "failure_handler", _on_failure)
-        _patch(CustomStreamWrapper, "__next__", _on_next)
-        _patch(CustomStreamWrapper, "__anext__", _on_anext)
-        _patch(CustomStreamWrapper, "aclose", _on_aclose)
-        _patch(OpikLogger, "log_success_event", _on_opik_logged)
-        _patch(OpikLogger, "async_log_success_event", _on_opik_logged_async)
+        places = _resolve_hooks()
+        for owner, name, wrapper in places:
+            original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+            wrapt.wrap_function_wrapper(owner, name, wrapper)
+            _patches.append((owner, name, original))
+            if name == "__next__":
+                _stream_class = owner
         _hooks.add("end_with_result", _keep_open_for_stream)
         opik_interop.install()  # imports opik, which registers its own exit hook:
         _shutdown.run_exit_hook_first()  # drain LiteLLM's Opik callback before it
