@@ -50,3 +50,15 @@ def opik_server() -> Iterator[OpikServer]:
     os.environ["OPIK_URL_OVERRIDE"] = server.url
     yield server
     server.stop()
+
+
+@pytest.fixture
+def litellm_instrumented() -> Iterator[None]:
+    """LiteLLM instrumented, with no callbacks of anyone's; all undone afterwards."""
+    import litellm
+
+    litellm.logging_callback_manager._reset_all_callbacks()
+    tracekit.instrument_litellm()
+    yield
+    tracekit.uninstrument_litellm()
+    litellm.logging_callback_manager._reset_all_callbacks()

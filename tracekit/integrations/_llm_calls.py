@@ -224,6 +224,7 @@ class Call:
         "describe_stream",
         "done",
         "end_ns",
+        "kind",
         "last_chunk_ns",
         "logged_by_opik",
         "loop",
@@ -233,8 +234,9 @@ class Call:
         "watchers",
     )
 
-    def __init__(self, call_id: str, span: LLMSpan, logged_by_opik: bool) -> None:
+    def __init__(self, call_id: str, kind: str, span: LLMSpan, logged_by_opik: bool) -> None:
         self.call_id = call_id
+        self.kind = kind
         self.span = span
         self.logged_by_opik = logged_by_opik
         self.done = False
@@ -478,12 +480,14 @@ def settle_all_now() -> None:
         call.take_over()
 
 
-def begin(
-    call_id: str, call_type: str, kwargs: Mapping[str, Any], logged_by_opik: bool
-) -> Call | None:
-    """Open the LLM span of a call LiteLLM is setting up, under the active span."""
+def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bool) -> Call | None:
+    """Open the LLM span of a call LiteLLM is setting up, under the active span.
+
+    `kind` names the call whether it is made sync or async (`completion` for
+    `acompletion` too), so spans of the same kind of call share one name.
+    """
     try:
-        span = LLMSpan(f"litellm.{call_type}", active_span.get())
+        span = LLMSpan(f"litellm.{kind}", active_span.get())
         span.secret_values = _secret_values(kwargs)
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()
@@ -496,7 +500,7 @@ def begin(
         parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
         if parameters:
             span.metadata = {**(span.metadata or {}), "model_parameters": parameters}
-        call = Call(call_id, span, logged_by_opik)
+        call = Call(call_id, kind, span, logged_by_opik)
         with _lock:
             live_calls[call_id] = call
             oldest = next(iter(live_calls.values())) if len(live_calls) > MAX_LIVE_CALLS else None
@@ -583,12 +587,15 @@ def _output_of(result: Any) -> Any:
     return text if isinstance(text, str) else None
 
 
-def describe_result(span: Span, result: Any) -> None:
-    """Fill the LLM span from a LiteLLM (OpenAI-shaped) response object."""
+def describe_result(span: Span, result: Any, kind: str) -> None:
+    """Fill the LLM span of a `kind` call from its (OpenAI-shaped) response object."""
     model = getattr(result, "model", None)
     if isinstance(model, str) and model:
         span.model = model
-    span.output = _output_of(result)
+    output = _output_of(result)
+    if kind == "text_completion" and isinstance(output, dict):
+        output = output.get("content")  # LiteLLM answers it with a chat response
+    span.output = output
     span.usage = opik_usage(getattr(result, "usage", None))
     hidden = getattr(result, "_hidden_params", None) or {}
     cost = hidden.get("response_cost")

@@ -101,6 +101,19 @@ def _logged_by_opik_callback() -> bool:
     return False
 
 
+_kinds: dict[str, str] = {}
+
+
+def _kind(call_type: str) -> str:
+    """The kind of call, sync or async: `acompletion` → `completion`."""
+    kind = _kinds.get(call_type)
+    if kind is None:
+        synchronous = call_type[1:]
+        is_async = call_type.startswith("a") and callable(getattr(litellm, synchronous, None))
+        kind = _kinds[call_type] = synchronous if is_async else call_type
+    return kind
+
+
 def _with_opik_metadata(kwargs: dict[str, Any], parent: Span) -> None:
     """Fill metadata["opik"] for LiteLLM's Opik callback; the caller's values win.
 
@@ -128,7 +141,7 @@ def _on_function_setup(
     call_id = kwargs.get("litellm_call_id")
     try:
         if isinstance(call_id, str):
-            call_type = args[0] if args and isinstance(args[0], str) else "call"
+            call_type = _kind(args[0]) if args and isinstance(args[0], str) else "call"
             fields = kwargs
             if len(args) > 3:  # model (and messages) given positionally
                 fields = {
@@ -168,7 +181,8 @@ def _on_response(
     returned = wrapped(*args, **kwargs)
     try:
         result = kwargs.get("result", args[0] if args else None)
-        call = _call_of(kwargs.get("logging_obj", args[1] if len(args) > 1 else None))
+        logging_obj = kwargs.get("logging_obj", args[1] if len(args) > 1 else None)
+        call = _call_of(logging_obj)
         if call is not None:
             if isinstance(result, _stream_class):
                 call.stream = True
@@ -177,7 +191,9 @@ def _on_response(
                 setattr(result, STATE_ATTRIBUTE, call)
                 call.watch(result)  # dropped unfinished: still logged
             else:  # LiteLLM calls this as the result comes back
-                call.succeed(result, lambda span: describe_result(span, result))
+                kind = call.kind
+                provider = _provider_of(logging_obj)
+                call.succeed(result, lambda span: _describe(span, result, kind, provider))
     except Exception:
         log_once("litellm:result", "tracekit: could not record a LiteLLM result")
     return returned
@@ -190,10 +206,39 @@ def _on_failure(
         call = _call_of(instance)
         error = kwargs.get("exception", args[0] if args else None)
         if call is not None and isinstance(error, BaseException):
+            provider = _opik_provider_name(_provider_of(instance))
+            if provider is not None and call.span.provider is None:
+                call.span.provider = provider
             call.fail(error)
     except Exception:
         log_once("litellm:failure", "tracekit: could not record a LiteLLM failure")
     return wrapped(*args, **kwargs)
+
+
+def _provider_of(logging_obj: Any) -> object:
+    """The call's provider as LiteLLM names it internally."""
+    details = getattr(logging_obj, "model_call_details", None)
+    return details.get("custom_llm_provider") if isinstance(details, dict) else None
+
+
+def _opik_provider_name(provider: object) -> str | None:
+    """`provider` named as LiteLLM's Opik callback names it (`openai`, `google_ai`, ...)."""
+    if not isinstance(provider, str):
+        return None
+    try:
+        from litellm.integrations.opik.opik_payload_builder.extractors import (
+            normalize_provider_name,
+        )
+    except ImportError:  # older LiteLLM: its own name
+        return provider
+    return normalize_provider_name(provider) or provider
+
+
+def _describe(span: LLMSpan, result: Any, kind: str, provider: object) -> None:
+    describe_result(span, result, kind)
+    named = _opik_provider_name(provider or span.provider)
+    if named is not None:
+        span.provider = named
 
 
 def _stream_description(stream: Any) -> _llm_calls.Describe:
@@ -209,15 +254,14 @@ def _stream_description(stream: Any) -> _llm_calls.Describe:
     provider = getattr(stream, "custom_llm_provider", None)
 
     def describe(span: LLMSpan) -> None:
-        if isinstance(provider, str):
-            span.provider = provider
+        span.provider = _opik_provider_name(provider)
         if not chunks:
             span.output = _llm_calls.assistant_message("")
             return
         assembled = litellm.stream_chunk_builder(chunks=list(chunks), messages=messages)
         if assembled is None:
             return
-        describe_result(span, assembled)
+        _describe(span, assembled, "completion", provider)
         if span.total_cost is None:
             try:
                 span.total_cost = float(litellm.completion_cost(completion_response=assembled))
