@@ -99,7 +99,9 @@ def test_litellm_streaming_example(tmp_path: Path) -> None:
     assert lines[0].startswith("story [general]")
     assert lines[1].startswith("└── litellm.completion [llm]")
     assert lines[2].startswith("async_story [general]")
-    assert sum("litellm.acompletion [llm]" in line for line in lines) == 2
+    assert sum("litellm.completion [llm]" in line for line in lines[3:]) == 2
+    llm_lines = [line for line in lines if "litellm.completion [llm]" in line]
+    assert all(re.search(r"tokens=[1-9]", line) for line in llm_lines), llm_lines  # streams too
 
 
 def test_litellm_async_generator_example(tmp_path: Path) -> None:
@@ -108,7 +110,7 @@ def test_litellm_async_generator_example(tmp_path: Path) -> None:
     assert lines[0].startswith("endpoint [general]")
     (generator,) = [line for line in lines if "chat_stream" in line]
     assert generator.endswith("(not completed)")
-    assert any(line.startswith("│   └── litellm.acompletion [llm]") for line in lines)
+    assert any(line.startswith("│   └── litellm.completion [llm]") for line in lines)
     assert sum(line.startswith(("├── send_to_client", "└── send_to_client")) for line in lines) == 2
 
 
@@ -118,7 +120,7 @@ def test_litellm_fanout_example(tmp_path: Path) -> None:
     assert lines[0].startswith("summarize_all [general]")
     assert sum(line.startswith(("├── summarize", "└── summarize")) for line in lines) == 3
     assert (
-        sum(line.endswith("tokens=30") and "└── litellm.acompletion" in line for line in lines) == 3
+        sum(line.endswith("tokens=30") and "└── litellm.completion" in line for line in lines) == 3
     )
 
 

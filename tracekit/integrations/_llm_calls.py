@@ -77,11 +77,9 @@ def _described(field: str) -> Any:
         span.describe_now()
         return slot.__get__(span, Span)
 
-    def write(span: LLMSpan, value: Any) -> None:
-        span.describe_now()  # a value set by hand wins over the result's
-        slot.__set__(span, value)
-
-    return property(read, write, doc=f"The LLM call's {field}.")
+    # Written only by tracekit itself (an LLM span is never the current span)
+    # before the result is described, so a write needs no settling first.
+    return property(read, slot.__set__, doc=f"The LLM call's {field}.")
 
 
 class LLMSpan(Span):
@@ -154,6 +152,19 @@ def _userinfo_secrets(url: str) -> list[str]:
     return [part for part in (password, user) if part]
 
 
+_secret_names: dict[str, bool] = {}
+
+
+def _is_secret_name(key: str) -> bool:
+    """`Redactor.is_secret`, remembered: the same few argument names come every call."""
+    known = _secret_names.get(key)
+    if known is None:
+        if len(_secret_names) > 4096:
+            _secret_names.clear()
+        known = _secret_names[key] = _secret_keys.is_secret(key)
+    return known
+
+
 def _secret_values(kwargs: Mapping[str, Any], depth: int = 0) -> tuple[str, ...]:
     """The call's credentials: values of secret-named arguments and headers, URL userinfo.
 
@@ -167,7 +178,7 @@ def _secret_values(kwargs: Mapping[str, Any], depth: int = 0) -> tuple[str, ...]
         if isinstance(value, str):
             if len(value) < 6:
                 continue
-            if _secret_keys.is_secret(key):
+            if _is_secret_name(key):
                 found.append(value)
                 scheme, _, token = value.partition(" ")
                 if token and f"{scheme.lower()} " in _AUTH_SCHEMES and len(token) >= 6:

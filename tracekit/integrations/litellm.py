@@ -79,14 +79,12 @@ def _opik_callback_active() -> bool:
     return False
 
 
-def _logged_by_opik_callback() -> bool:
-    """Will LiteLLM's Opik callback log this call's success, under tracekit's span?
+def _callback_logs_under_tracekit() -> bool:
+    """With LiteLLM's Opik callback on: may it log successes under tracekit's spans?
 
     Only when tracekit's own spans go to Opik too: pointing the callback at a
     trace that never reaches Opik would leave its span an orphan there.
     """
-    if not _opik_callback_active():
-        return False
     exporter = _config.exporter_name()
     if exporter == "opik":
         return True
@@ -149,10 +147,11 @@ def _on_function_setup(
                     **dict(zip(("messages",), args[4:5], strict=False)),
                     **kwargs,
                 }
-            logged_by_opik = _logged_by_opik_callback()
+            callback_on = _opik_callback_active()
+            logged_by_opik = callback_on and _callback_logs_under_tracekit()
             call = begin(call_id, call_type, fields, logged_by_opik)
             parent = call.span._parent if call is not None else None
-            if parent is not None and (logged_by_opik or not _opik_callback_active()):
+            if parent is not None and (logged_by_opik or not callback_on):
                 _with_opik_metadata(kwargs, parent)
     except Exception:
         log_once("litellm:setup", "tracekit: could not prepare a LiteLLM call")
