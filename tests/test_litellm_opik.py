@@ -21,6 +21,8 @@ import pytest
 
 import tracekit
 from tests.opik_server import OpikServer
+from tests.polling import until
+from tracekit.testing import Capture
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 MODEL = "gpt-4o-mini"
@@ -246,3 +248,56 @@ def test_asyncio_run_per_request_then_exit_loses_no_llm_span(
     handlers = {s["id"] for s in opik_server.spans.values() if s["name"] == "handle"}
     assert len(handlers) == 4
     assert {s["parent_span_id"] for s in _llm_spans(opik_server)} == handlers
+
+
+@tracekit.track
+async def ask_async(answer: str) -> str:
+    response = await litellm.acompletion(model=MODEL, messages=MESSAGES, mock_response=answer)
+    return str(response.choices[0].message.content)
+
+
+@tracekit.track
+async def fan_out() -> list[str]:
+    return list(await asyncio.gather(ask_async("one"), ask_async("two")))
+
+
+def test_callback_successes_cut_off_by_asyncio_run_are_logged_at_once_and_once(
+    server: OpikServer, tracekit_capture: Capture
+) -> None:
+    """The loop closed on the callback's tasks: tracekit logs both, with no flush, only once.
+
+    The callback's queued tasks revive on the next event loop; it must then
+    skip what tracekit already logged.
+    """
+    litellm.callbacks = ["opik"]
+    assert asyncio.run(fan_out()) == ["one", "two"]
+    # No flush: the closed loop alone makes tracekit log them.
+    assert until(lambda: len(_captured_llm(tracekit_capture)) == 2)
+    parent = tracekit_capture.named("fan_out")
+    for llm in _captured_llm(tracekit_capture):
+        assert llm.end_time is not None
+        assert parent.end_time is not None
+        assert llm.start_time <= llm.end_time <= parent.end_time
+    asyncio.run(asyncio.sleep(0.05))  # a new loop: LiteLLM's worker runs what it kept
+    _flushed(server, lambda: len(_llm_spans(server)) >= 2)
+    assert sorted(s["output"]["content"] for s in _llm_spans(server)) == ["one", "two"]
+
+
+def test_flush_inside_the_loop_logs_what_its_callback_tasks_hold(
+    server: OpikServer, tracekit_capture: Capture
+) -> None:
+    """flush() called in the very loop the callback's tasks wait on: no wait, nothing lost."""
+    litellm.callbacks = ["opik"]
+
+    async def main() -> bool:
+        await fan_out()
+        return tracekit.flush(5)
+
+    assert asyncio.run(main()) is True
+    assert len(_captured_llm(tracekit_capture)) == 2
+    _flushed(server, lambda: len(_llm_spans(server)) >= 2)
+    assert len(_llm_spans(server)) == 2
+
+
+def _captured_llm(capture: Capture) -> list[tracekit.Span]:
+    return [s for s in capture.spans if s.type == "llm"]

@@ -460,12 +460,10 @@ def callback_done() -> None:
         opik_settled.notify_all()
 
 
-def settle_awaited_calls(timeout: float) -> None:
-    """Within `timeout`: every awaited success logged, by the callback or by tracekit.
+def take_over_unrunnable() -> None:
+    """Log the awaited successes the callback can no longer log, now, as tracekit.
 
-    Those the callback can no longer log (their event loop closed, or it is
-    the loop this very thread blocks) are logged by tracekit at once; the
-    others get until the deadline, then tracekit logs what is left.
+    Those whose event loop closed, or is the loop this very thread blocks.
     """
     try:
         flushing_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -476,6 +474,15 @@ def settle_awaited_calls(timeout: float) -> None:
     for call in waiting:
         if call._callback_cannot_run(flushing_loop):
             call.take_over()
+
+
+def settle_awaited_calls(timeout: float) -> None:
+    """Within `timeout`: every awaited success logged, by the callback or by tracekit.
+
+    The callback gets until the deadline for those it can still log; tracekit
+    logs the others at once, and what is left at the deadline.
+    """
+    take_over_unrunnable()
     with opik_settled:
         opik_settled.wait_for(lambda: not awaiting_opik and not _callback_busy, timeout)
         left = list(awaiting_opik.values())

@@ -347,7 +347,7 @@ def _drain_litellm(timeout: float) -> bool:
         from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 
         # First what the callback can no longer log (its event loop closed).
-        _llm_calls.settle_awaited_calls(0)
+        _llm_calls.take_over_unrunnable()
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop runs here: run what the worker still queues
