@@ -21,7 +21,6 @@ import pytest
 
 import tracekit
 from tests.opik_server import OpikServer
-from tests.polling import until
 from tracekit.testing import Capture
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -261,26 +260,34 @@ async def fan_out() -> list[str]:
     return list(await asyncio.gather(ask_async("one"), ask_async("two")))
 
 
-def test_callback_successes_cut_off_by_asyncio_run_are_logged_at_once_and_once(
-    server: OpikServer, tracekit_capture: Capture
+def test_callback_successes_cut_off_by_asyncio_run_arrive_without_a_flush_and_once(
+    server: OpikServer,
 ) -> None:
-    """The loop closed on the callback's tasks: tracekit logs both, with no flush, only once.
+    """asyncio.run closed the loop on the callback's tasks: both spans arrive, no flush, once.
 
-    The callback's queued tasks revive on the next event loop; it must then
-    skip what tracekit already logged.
+    Whoever logs them (the callback if it got to run before the loop closed,
+    otherwise tracekit as soon as it closed), they end within their parent;
+    and when the callback's kept tasks revive on the next event loop, it
+    skips what tracekit logged.
     """
     litellm.callbacks = ["opik"]
     assert asyncio.run(fan_out()) == ["one", "two"]
-    # No flush: the closed loop alone makes tracekit log them.
-    assert until(lambda: len(_captured_llm(tracekit_capture)) == 2)
-    parent = tracekit_capture.named("fan_out")
-    for llm in _captured_llm(tracekit_capture):
-        assert llm.end_time is not None
-        assert parent.end_time is not None
-        assert llm.start_time <= llm.end_time <= parent.end_time
+
+    def both_arrived() -> bool:
+        parents = [s for s in server.spans.values() if s["name"] == "fan_out"]
+        return len(parents) == 1 and len(_llm_spans(server)) == 2
+
+    assert server.wait_for(both_arrived, timeout=15), server.spans  # no flush asked for
+    (parent,) = [s for s in server.spans.values() if s["name"] == "fan_out"]
+    for llm in _llm_spans(server):
+        assert parent["start_time"] <= llm["start_time"] <= llm["end_time"] <= parent["end_time"]
     asyncio.run(asyncio.sleep(0.05))  # a new loop: LiteLLM's worker runs what it kept
-    _flushed(server, lambda: len(_llm_spans(server)) >= 2)
-    assert sorted(s["output"]["content"] for s in _llm_spans(server)) == ["one", "two"]
+    assert tracekit.flush(15)
+    opik.flush_tracker()
+    assert len(_llm_spans(server)) == 2
+    assert {s["parent_span_id"] for s in _llm_spans(server)} == {
+        s["id"] for s in server.spans.values() if s["name"] == "ask_async"
+    }
 
 
 def test_flush_inside_the_loop_logs_what_its_callback_tasks_hold(

@@ -216,7 +216,11 @@ awaiting_opik: dict[str, Call] = {}
 # skips them if it runs after all. Bounded: a callback that never runs leaves
 # its id here until newer ones push it out.
 _taken_over: OrderedDict[str, None] = OrderedDict()
-_MAX_TAKEN_OVER = 10_000
+# Calls the callback logged before tracekit saw them end: LiteLLM logs a
+# stream's success as its last chunk goes out, before the consumer's next
+# `__next__` tells tracekit. Bounded likewise.
+_logged_early: OrderedDict[str, None] = OrderedDict()
+_MAX_REMEMBERED = 10_000
 # How many of the callback's logging calls are running now.
 _callback_busy = 0
 # Notified whenever an awaited call is logged, by either side.
@@ -349,6 +353,9 @@ class Call:
         except RuntimeError:  # a sync call: its callback runs on LiteLLM's threads
             loop = None
         with _lock:
+            if self.call_id in _logged_early:  # the callback has logged it already
+                del _logged_early[self.call_id]
+                return
             awaiting_opik[self.call_id] = self
             if loop is not None:
                 self.loop = weakref.ref(loop)
@@ -360,9 +367,7 @@ class Call:
         with opik_settled:
             if awaiting_opik.pop(self.call_id, None) is None:
                 return  # the callback got to it first
-            _taken_over[self.call_id] = None
-            if len(_taken_over) > _MAX_TAKEN_OVER:
-                _taken_over.popitem(last=False)
+            _remember(_taken_over, self.call_id)
             opik_settled.notify_all()
         self._end_llm_span(self.end_ns)
 
@@ -402,6 +407,12 @@ class Call:
             if isinstance(content, str):
                 parts.append(content)
         return "".join(parts)
+
+
+def _remember(ids: OrderedDict[str, None], call_id: str) -> None:
+    ids[call_id] = None
+    if len(ids) > _MAX_REMEMBERED:
+        ids.popitem(last=False)
 
 
 def _watch_loops() -> None:
@@ -447,7 +458,8 @@ def claim_for_callback(call_id: object) -> bool:
         if call_id in _taken_over:
             del _taken_over[call_id]
             return False
-        awaiting_opik.pop(call_id, None)
+        if awaiting_opik.pop(call_id, None) is None:
+            _remember(_logged_early, call_id)
         _callback_busy += 1
         return True
 
