@@ -1,8 +1,8 @@
 """LiteLLM: every call made under an active span is attached to it, streams included.
 
-`instrument_litellm()` patches these places, all looked up by LiteLLM at call
-time, so functions imported before instrumenting are covered too (checked
-against litellm 1.105.7):
+`instrument_litellm()` patches these places (see `_HOOKS`), all looked up by
+LiteLLM at call time, so functions imported before instrumenting are covered
+too; all are found before any is patched (LiteLLM `SUPPORTED_VERSIONS`):
 
 - `litellm.utils.function_setup`, which every entry point (`completion`,
   `acompletion`, `embedding`, `responses`, `image_generation`, `Router`, ...)
@@ -17,12 +17,14 @@ against litellm 1.105.7):
   ends when the consumer gets its last chunk, and a stream dropped early is
   still logged (with `stream_completed: False`);
 - `OpikLogger.log_success_event` / `async_log_success_event`: which
-  successes LiteLLM's Opik callback has logged, so `flush()` can wait for
-  them and, at exit, tracekit logs the ones it never got to.
+  successes LiteLLM's Opik callback logs, so that a success is logged once,
+  by the callback or (when it cannot, see `_llm_calls.take_over_unrunnable`)
+  by tracekit.
 
-With LiteLLM's own Opik callback on, it logs successful calls and tracekit
-only fills in the metadata; failures, cancelled calls and abandoned streams,
-which that callback never logs, are logged by tracekit.
+With LiteLLM's own Opik callback on and tracekit exporting to Opik, the
+callback logs successful calls and tracekit only fills in the metadata;
+failures, cancelled calls and abandoned streams, which that callback never
+logs, are logged by tracekit.
 
 Instrumenting also installs the `@opik.track` interop (`integrations/opik.py`),
 so calls under `@opik.track` alone are attached too.
