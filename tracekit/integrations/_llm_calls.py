@@ -325,7 +325,8 @@ class Call:
             self._await_opik()
         else:
             self._end_llm_span(self.end_ns)
-        self._end_owners(self._streamed_text(), completed=True)
+        if self.owners:
+            self._end_owners(self._streamed_text(), completed=True)
 
     def give_up(self) -> None:
         """The call ended without a result: a stream abandoned, or a call cancelled.
