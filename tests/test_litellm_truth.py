@@ -676,3 +676,121 @@ def test_callback_logged_sync_llm_span_ends_within_its_parent(server: OpikServer
         (parent["start_time"], parent["end_time"]),
         (llm["start_time"], llm["end_time"]),
     )
+
+
+@tracekit.track
+def streaming_agent(answer: str) -> str:
+    stream = litellm.completion(model=MODEL, messages=MESSAGES, mock_response=answer, stream=True)
+    return "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+
+
+@tracekit.track
+async def async_streaming_agent(answer: str) -> str:
+    stream = await litellm.acompletion(
+        model=MODEL, messages=MESSAGES, mock_response=answer, stream=True
+    )
+    return "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+
+
+def test_callback_logged_streams_end_within_their_parent(server: OpikServer) -> None:
+    """The callback stamps a stream's end when its thread gets to it; the span keeps the call's.
+
+    The call's end is when the last chunk reached the consumer, before the
+    tracked function returned.
+    """
+    litellm.callbacks = ["opik"]
+    for _ in range(5):
+        assert streaming_agent("a b") == "a b"
+
+    async def main() -> None:
+        for _ in range(5):
+            assert await async_streaming_agent("c d") == "c d"
+
+    asyncio.run(main())
+    assert tracekit.flush(15)
+    opik.flush_tracker()
+    names = ("streaming_agent", "async_streaming_agent")
+
+    def arrived() -> bool:
+        return (
+            len(wire_llm_spans(server)) == 10
+            and sum(s["name"] in names and bool(s.get("end_time")) for s in server.spans.values())
+            == 10
+        )
+
+    assert server.wait_for(arrived, timeout=15), server.spans
+    parents = {s["id"]: s for s in server.spans.values() if s["name"] in names}
+    for llm in wire_llm_spans(server):
+        parent = parents[llm["parent_span_id"]]
+        parent_start, start, end, parent_end = within(llm, parent)
+        assert parent_start <= start <= end <= parent_end, (parent, llm)
+
+
+# -- 6. the result is recorded as it was when it reached the caller ---------------------
+
+
+def test_changing_the_response_after_the_call_changes_nothing_recorded(
+    tracekit_capture: Capture,
+) -> None:
+    """Output, usage, cost and model are the call's, whatever the caller does to the object."""
+    with tracekit.span("agent"):
+        response = litellm.completion(model=MODEL, messages=MESSAGES, mock_response="original")
+    response.choices[0].message.content = "changed"
+    response.usage.prompt_tokens = 999_999
+    response._hidden_params["response_cost"] = 123.0
+    response.model = "something-else"
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.output == {"role": "assistant", "content": "original"}
+    assert llm.usage is not None
+    assert llm.usage["prompt_tokens"] == 10
+    assert llm.total_cost is not None
+    assert llm.total_cost < 1
+    assert llm.model == MODEL
+
+
+def test_clearing_a_streams_chunks_after_reading_changes_nothing_recorded(
+    spy: StandardLoggingSpy, tracekit_capture: Capture
+) -> None:
+    """A stream's span is what was read: the caller emptying `stream.chunks` later is too late."""
+    with tracekit.span("agent"):
+        stream = litellm.completion(model=MODEL, messages=MESSAGES, mock_response=TEXT, stream=True)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == TEXT
+    stream.chunks.clear()
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.output == {"role": "assistant", "content": TEXT}
+    assert llm.usage is not None
+    assert llm.usage["completion_tokens"] > 0
+
+
+def test_messages_edited_after_the_call_are_recorded_as_sent(tracekit_capture: Capture) -> None:
+    """The input is the messages as sent: the list and each message dict are copied."""
+    messages = [{"role": "user", "content": "my real question"}]
+    with tracekit.span("agent"):
+        litellm.completion(model=MODEL, messages=messages, mock_response="ok")
+    messages[0]["content"] = "rewritten after the call"
+    messages.append({"role": "assistant", "content": "ok"})
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.input == {"messages": [{"role": "user", "content": "my real question"}]}
+
+
+def test_a_streamed_text_completion_is_followed_to_its_last_chunk(
+    spy: StandardLoggingSpy, tracekit_capture: Capture
+) -> None:
+    """`text_completion(stream=True)` wraps a chat stream: text, tokens and cost as LiteLLM's."""
+    with tracekit.span("agent") as agent:
+        stream = litellm.text_completion(
+            model="gpt-3.5-turbo-instruct", prompt="hi", mock_response="one two", stream=True
+        )
+        text = "".join(chunk.choices[0].text or "" for chunk in stream)
+        last_chunk_read = time.time_ns()
+    assert text == "one two"
+    assert until(lambda: len(spy.events_under(agent.id)) == 1), spy.events
+    (event,) = spy.events_under(agent.id)
+    (llm,) = llm_spans(tracekit_capture)
+    assert llm.name == "litellm.text_completion"
+    assert llm.output == "one two"
+    assert llm.usage is not None
+    assert {k: llm.usage[k] for k in TOKEN_KEYS} == {k: event[k] for k in TOKEN_KEYS}
+    assert llm.total_cost == pytest.approx(event["response_cost"])
+    assert llm.end_time is not None
+    assert llm.end_time <= datetime.fromtimestamp(last_chunk_read / 1e9, UTC)

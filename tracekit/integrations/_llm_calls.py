@@ -30,6 +30,7 @@ __all__ = [
     "Call",
     "LLMCallInterrupted",
     "LLMSpan",
+    "ResultFacts",
     "awaiting_opik",
     "begin",
     "claim_for_callback",
@@ -67,6 +68,8 @@ _secret_keys = Redactor()
 
 
 Describe = Callable[["LLMSpan"], None]
+# Reads a stream's chunks (as far as they got) into its span.
+DescribeStream = Callable[["LLMSpan", list[Any]], None]
 
 
 def _described(field: str) -> Any:
@@ -259,8 +262,7 @@ class Call:
         # Weak references whose death means the call was given up (see `watch`).
         self.watchers: list[weakref.ref[Any]] = []
         self.chunks: list[Any] | None = None
-        # Reads a stream's chunks (as far as they got) into the span.
-        self.describe_stream: Describe | None = None
+        self.describe_stream: DescribeStream | None = None
         self.last_chunk_ns: int | None = None
         # When the result (or the stream's last chunk) reached the caller.
         self.end_ns: int | None = None
@@ -319,8 +321,7 @@ class Call:
         if not self._claim():
             return
         self.end_ns = self.last_chunk_ns or time_ns()
-        if self.describe_stream is not None:
-            self.span.describe_later(self.describe_stream)
+        self._describe_stream_later()
         if self.logged_by_opik:
             self._await_opik()
         else:
@@ -338,7 +339,7 @@ class Call:
         if self.stream:
             text = self._streamed_text()
             if self.describe_stream is not None:  # what was read of it
-                self.span.describe_later(self.describe_stream)
+                self._describe_stream_later()
             else:
                 self.span.output = assistant_message(text)
             self.span.update(metadata={"stream_completed": False})
@@ -346,6 +347,13 @@ class Call:
             self._end_owners(text, completed=False)
         else:
             self.span.fail(LLMCallInterrupted("the LiteLLM call ended without a result"))
+
+    def _describe_stream_later(self) -> None:
+        describe = self.describe_stream
+        if describe is None:
+            return
+        chunks = list(self.chunks or ())  # as they are now: the caller may clear the list
+        self.span.describe_later(lambda span: describe(span, chunks))
 
     def _await_opik(self) -> None:
         """LiteLLM's Opik callback should log this success: keep the span in case it cannot."""
@@ -446,23 +454,28 @@ def _take_over_from_closed_loops() -> None:
         threading.Event().wait(LOOP_CHECK_SECONDS)
 
 
-def claim_for_callback(call_id: object) -> bool:
-    """LiteLLM's Opik callback is about to log `call_id`: may it?
+def claim_for_callback(call_id: object) -> tuple[bool, int | None]:
+    """LiteLLM's Opik callback is about to log `call_id`: may it, and when did the call end?
 
-    False when tracekit already logged that call itself. Pair a True with
-    `callback_done()` once the callback has handed the span to the opik client.
+    False when tracekit already logged that call itself. The end is when the
+    result (a stream's last chunk) reached the caller, if tracekit knows it:
+    LiteLLM stamps a stream's end later, when its logging thread gets to it.
+    Pair a True with `callback_done()` once the callback has handed the span
+    to the opik client.
     """
     global _callback_busy
     if not isinstance(call_id, str):
-        return True
+        return True, None
     with opik_settled:
         if call_id in _taken_over:
             del _taken_over[call_id]
-            return False
-        if awaiting_opik.pop(call_id, None) is None:
+            return False, None
+        call = awaiting_opik.pop(call_id, None)
+        if call is None:
             _remember(_logged_early, call_id)
+            call = live_calls.get(call_id)
         _callback_busy += 1
-        return True
+    return True, None if call is None else (call.end_ns or call.last_chunk_ns)
 
 
 def callback_done() -> None:
@@ -511,6 +524,13 @@ def settle_all_now() -> None:
         call.take_over()
 
 
+def as_at_the_call(value: Any) -> Any:
+    """A list (of messages) and the dicts in it, copied one level deep."""
+    if isinstance(value, list):
+        return [dict(item) if isinstance(item, dict) else item for item in value]
+    return value
+
+
 def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bool) -> Call | None:
     """Open the LLM span of a call LiteLLM is setting up, under the active span.
 
@@ -522,11 +542,10 @@ def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bo
         span.secret_values = _secret_values(kwargs)
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()
-        # A shallow copy: chat code often appends the reply to the same list later.
+        # Copied: chat code often appends the reply to the same list, or edits
+        # a message, right after the call.
         span.input = {
-            k: list(v) if isinstance(v, list) else v
-            for k in keys & INPUT_ARGUMENTS
-            if (v := kwargs[k]) is not None
+            k: as_at_the_call(v) for k in keys & INPUT_ARGUMENTS if (v := kwargs[k]) is not None
         }
         parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
         if parameters:
@@ -552,10 +571,27 @@ def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bo
 def _flat_ints(value: Mapping[str, Any], prefix: str, into: dict[str, int]) -> None:
     for key, item in value.items():
         name = f"{prefix}.{key}"
+        if hasattr(item, "model_dump"):  # LiteLLM's token details objects
+            item = item.model_dump()
         if isinstance(item, Mapping):
             _flat_ints(item, name, into)
         elif isinstance(item, int) and not isinstance(item, bool):
             into[name] = item
+
+
+def usage_fields(usage: Any) -> dict[str, Any] | None:
+    """A copy of a usage object's fields, cheap enough for the caller's path."""
+    if usage is None:
+        return None
+    if isinstance(usage, Mapping):
+        return dict(usage)
+    fields = getattr(usage, "__dict__", None)  # pydantic models keep their fields there
+    if isinstance(fields, dict):
+        return dict(fields)
+    return {key: getattr(usage, key, None) for key in _TOKEN_COUNTS}
+
+
+_TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def opik_usage(usage: Any) -> dict[str, int] | None:
@@ -565,20 +601,12 @@ def opik_usage(usage: Any) -> dict[str, int] | None:
     of the provider's usage flattened under `original_usage.` (Opik keeps
     only integers).
     """
-    if usage is None:
+    original = usage_fields(usage)
+    if original is None:
         return None
-    if isinstance(usage, Mapping):
-        original: Mapping[str, Any] = usage
-    elif hasattr(usage, "model_dump"):
-        original = usage.model_dump()
-    else:
-        original = {
-            key: getattr(usage, key, None)
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-        }
     counts: dict[str, int] = {
         key: value
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        for key in _TOKEN_COUNTS
         if isinstance(value := original.get(key), int) and not isinstance(value, bool)
     }
     _flat_ints(original, "original_usage", counts)
@@ -618,20 +646,42 @@ def _output_of(result: Any) -> Any:
     return text if isinstance(text, str) else None
 
 
-def describe_result(span: Span, result: Any, kind: str) -> None:
-    """Fill the LLM span of a `kind` call from its (OpenAI-shaped) response object."""
-    model = getattr(result, "model", None)
-    if isinstance(model, str) and model:
-        span.model = model
-    output = _output_of(result)
-    if kind == "text_completion" and isinstance(output, dict):
-        output = output.get("content")  # LiteLLM answers it with a chat response
-    span.output = output
-    span.usage = opik_usage(getattr(result, "usage", None))
-    hidden = getattr(result, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
+def _finite_cost(cost: object) -> float | None:
     if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
-        span.total_cost = float(cost)
-    provider = hidden.get("custom_llm_provider")
-    if isinstance(provider, str):
-        span.provider = provider
+        return float(cost)
+    return None
+
+
+class ResultFacts:
+    """What a call's result says, copied when it reaches the caller.
+
+    Copied, because the caller owns the result and may change it right away
+    (`response.choices[0].message.content = ...`); formatting waits for the
+    export thread (`describe`).
+    """
+
+    __slots__ = ("cost", "model", "output", "provider", "usage")
+
+    def __init__(self, result: Any, kind: str) -> None:
+        model = getattr(result, "model", None)
+        self.model = model if isinstance(model, str) and model else None
+        output = _output_of(result)
+        if kind == "text_completion" and isinstance(output, dict):
+            output = output.get("content")  # LiteLLM answers it with a chat response
+        self.output = output
+        self.usage = usage_fields(getattr(result, "usage", None))
+        hidden = getattr(result, "_hidden_params", None) or {}
+        self.cost = _finite_cost(hidden.get("response_cost"))
+        provider = hidden.get("custom_llm_provider")
+        self.provider = provider if isinstance(provider, str) else None
+
+    def describe(self, span: Span) -> None:
+        """Fill the LLM span with these facts (usage in Opik's format)."""
+        if self.model is not None:
+            span.model = self.model
+        span.output = self.output
+        span.usage = opik_usage(self.usage)
+        if self.cost is not None:
+            span.total_cost = self.cost
+        if self.provider is not None:
+            span.provider = self.provider

@@ -37,6 +37,7 @@ import importlib
 import importlib.metadata
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from time import time_ns as _time_ns
 from typing import Any
 
@@ -49,7 +50,7 @@ from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
-from tracekit.integrations._llm_calls import Call, LLMSpan, begin, describe_result, live_calls
+from tracekit.integrations._llm_calls import Call, LLMSpan, ResultFacts, begin, live_calls
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -185,16 +186,17 @@ def _on_response(
         logging_obj = kwargs.get("logging_obj", args[1] if len(args) > 1 else None)
         call = _call_of(logging_obj)
         if call is not None:
-            if isinstance(result, _stream_class):
+            stream = _stream_of(result)
+            if stream is not None:
                 call.stream = True
-                call.chunks = result.chunks
-                call.describe_stream = _stream_description(result)
-                setattr(result, STATE_ATTRIBUTE, call)
-                call.watch(result)  # dropped unfinished: still logged
+                call.chunks = stream.chunks
+                call.describe_stream = _stream_description(stream, call.kind)
+                setattr(stream, STATE_ATTRIBUTE, call)
+                call.watch(stream)  # dropped unfinished: still logged
             else:  # LiteLLM calls this as the result comes back
-                kind = call.kind
+                facts = ResultFacts(result, call.kind)
                 provider = _provider_of(logging_obj)
-                call.succeed(result, lambda span: _describe(span, result, kind, provider))
+                call.succeed(result, lambda span: _describe(span, facts, provider))
     except Exception:
         log_once("litellm:result", "tracekit: could not record a LiteLLM result")
     return returned
@@ -235,34 +237,41 @@ def _opik_provider_name(provider: object) -> str | None:
     return normalize_provider_name(provider) or provider
 
 
-def _describe(span: LLMSpan, result: Any, kind: str, provider: object) -> None:
-    describe_result(span, result, kind)
+def _describe(span: LLMSpan, facts: ResultFacts, provider: object) -> None:
+    facts.describe(span)
     named = _opik_provider_name(provider or span.provider)
     if named is not None:
         span.provider = named
 
 
-def _stream_description(stream: Any) -> _llm_calls.Describe:
+def _stream_of(result: Any) -> Any:
+    """The `CustomStreamWrapper` a result is or wraps (`text_completion`'s stream wraps one)."""
+    if isinstance(result, _stream_class):
+        return result
+    inner = getattr(result, "completion_stream", None)
+    return inner if isinstance(inner, _stream_class) else None
+
+
+def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
     """How to read a stream's chunks into its span, later, on the export thread.
 
     With LiteLLM's own assembly (`stream_chunk_builder`, the function its
     logging uses), so tokens and cost are what LiteLLM's standard logging
-    payload reports. Holds the chunks and messages, not the stream, so a
-    stream dropped unread still dies.
+    payload reports. Holds neither the stream (a stream dropped unread still
+    dies) nor the caller's messages (a copy: the caller may append the reply).
     """
-    chunks: list[Any] = stream.chunks
-    messages = getattr(stream, "messages", None)
     provider = getattr(stream, "custom_llm_provider", None)
+    messages = _llm_calls.as_at_the_call(getattr(stream, "messages", None))
 
-    def describe(span: LLMSpan) -> None:
+    def describe(span: LLMSpan, chunks: list[Any]) -> None:
         span.provider = _opik_provider_name(provider)
         if not chunks:
-            span.output = _llm_calls.assistant_message("")
+            span.output = "" if kind == "text_completion" else _llm_calls.assistant_message("")
             return
-        assembled = litellm.stream_chunk_builder(chunks=list(chunks), messages=messages)
+        assembled = litellm.stream_chunk_builder(chunks=chunks, messages=messages)
         if assembled is None:
             return
-        _describe(span, assembled, "completion", provider)
+        _describe(span, ResultFacts(assembled, kind), provider)
         if span.total_cost is None:
             try:
                 span.total_cost = float(litellm.completion_cost(completion_response=assembled))
@@ -328,9 +337,10 @@ async def _on_aclose(
 
 def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool:
     """A tracked call that returns a LiteLLM stream ends with the stream."""
-    if type(result) is not _stream_class:
+    stream = _stream_of(result)
+    if stream is None:
         return False
-    call = result.__dict__.get(STATE_ATTRIBUTE)
+    call = stream.__dict__.get(STATE_ATTRIBUTE)
     if call is None or call.done:
         return False
     call.owners.append((span, capture_output))
@@ -382,10 +392,11 @@ def _on_opik_logged(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Around OpikLogger.log_success_event: skip what tracekit logged itself already."""
-    if not _llm_calls.claim_for_callback(_event_call_id(args, kwargs)):
+    allowed, end_ns = _llm_calls.claim_for_callback(_event_call_id(args, kwargs))
+    if not allowed:
         return None
     try:
-        return wrapped(*args, **kwargs)
+        return wrapped(*args, **_ending_at(end_ns, kwargs))
     finally:
         _llm_calls.callback_done()
 
@@ -394,12 +405,22 @@ async def _on_opik_logged_async(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Around OpikLogger.async_log_success_event, likewise."""
-    if not _llm_calls.claim_for_callback(_event_call_id(args, kwargs)):
+    allowed, end_ns = _llm_calls.claim_for_callback(_event_call_id(args, kwargs))
+    if not allowed:
         return None
     try:
-        return await wrapped(*args, **kwargs)
+        return await wrapped(*args, **_ending_at(end_ns, kwargs))
     finally:
         _llm_calls.callback_done()
+
+
+def _ending_at(end_ns: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The callback's arguments with the call's own end time (in LiteLLM's kind of datetime)."""
+    theirs = kwargs.get("end_time")
+    if end_ns is None or not isinstance(theirs, datetime):
+        return kwargs
+    ours = datetime.fromtimestamp(end_ns / 1e9, theirs.tzinfo)  # naive local, like LiteLLM's
+    return {**kwargs, "end_time": min(ours, theirs)}
 
 
 def _event_call_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
