@@ -794,3 +794,23 @@ def test_a_streamed_text_completion_is_followed_to_its_last_chunk(
     assert llm.total_cost == pytest.approx(event["response_cost"])
     assert llm.end_time is not None
     assert llm.end_time <= datetime.fromtimestamp(last_chunk_read / 1e9, UTC)
+
+
+def test_an_opik_exporter_object_counts_as_exporting_to_opik(opik_server: OpikServer) -> None:
+    """configure(exporter=OpikExporter(...)): the callback logs under tracekit's span, once."""
+    from tracekit.exporters._opik import OpikExporter
+
+    opik_server.reset()
+    litellm.callbacks = ["opik"]
+    tracekit.configure(exporter=OpikExporter(5.0), flush_interval=0.05)
+    try:
+        assert sync_agent("via object") == "via object"
+        assert tracekit.flush(15)
+        opik.flush_tracker()
+        assert opik_server.wait_for(lambda: len(wire_llm_spans(opik_server)) == 1, timeout=15)
+        (parent,) = [s for s in opik_server.spans.values() if s["name"] == "sync_agent"]
+        (llm,) = wire_llm_spans(opik_server)
+        assert llm["parent_span_id"] == parent["id"]
+        assert llm["name"] != "litellm.completion"  # the callback's, not a second one
+    finally:
+        tracekit.configure(exporter="none")

@@ -93,6 +93,11 @@ def _resolve_exporter_name(requested: str) -> str:
     return fallback
 
 
+def _sends_to_opik(exporter: Exporter) -> bool:
+    """Is `exporter` tracekit's Opik exporter (or made from it)? Checked without importing opik."""
+    return any(cls.__module__ == "tracekit.exporters._opik" for cls in type(exporter).__mro__)
+
+
 def _check_exporter_name(name: object) -> None:
     if name not in EXPORTERS:
         raise ValueError(
@@ -244,7 +249,7 @@ def configure(
         name = _resolve_exporter_name(exporter)
         make_exporter = _exporter_factory(name, path, float(request_timeout))
     else:
-        name = type(exporter).__name__
+        name = "opik" if _sends_to_opik(exporter) else type(exporter).__name__
         make_exporter = lambda: exporter  # noqa: E731
     options = ExportOptions(
         max_queue=max_queue,
