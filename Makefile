@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-export bench-litellm clean
+.PHONY: demo test test-litellm-versions lint typecheck unit bench bench-export bench-litellm clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("tracekit needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +28,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# The LiteLLM tests against the oldest and newest supported LiteLLM, each in a
+# throwaway venv of its own (not .venv), so it needs nothing but $(PYTHON).
+test-litellm-versions:
+	PYTHON=$(PYTHON) bash ci/litellm_versions.sh
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

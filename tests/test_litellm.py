@@ -175,7 +175,7 @@ def test_a_missing_hook_patches_nothing_and_says_which(
     assert "litellm.litellm_core_utils.litellm_logging.Logging.failure_handler_renamed" in message
     assert importlib.metadata.version("litellm") in message
     assert "nothing was patched" in message
-    assert ">=1.79.2" in message
+    assert ">=1.83.7" in message
     assert _patched_attributes() == originals
     monkeypatch.undo()
     tracekit.instrument_litellm()  # not a silent no-op once the hook is back

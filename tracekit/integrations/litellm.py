@@ -60,8 +60,9 @@ __all__ = [
 ]
 
 # The LiteLLM releases tracekit is tested with (`make test-litellm-versions`
-# runs the LiteLLM tests on the oldest and the newest): those opik accepts.
-SUPPORTED_VERSIONS = ">=1.79.2,<1.106"
+# runs the LiteLLM tests on the oldest and the newest). opik accepts 1.79.2
+# up; 1.79-1.80 lack `aclose` and the logging worker's flush at exit.
+SUPPORTED_VERSIONS = ">=1.83.7,<1.106"
 
 _lock = threading.Lock()
 # (owner, attribute, original) for every patch, to restore exactly.
@@ -364,8 +365,10 @@ def _drain_litellm(timeout: float) -> bool:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop runs here: run what the worker still queues
             bound = getattr(GLOBAL_LOGGING_WORKER, "_bound_loop", None)
-            if bound is None or bound.is_closed() or not bound.is_running():
-                GLOBAL_LOGGING_WORKER._flush_on_exit()  # type: ignore[no-untyped-call]
+            flush_on_exit = getattr(GLOBAL_LOGGING_WORKER, "_flush_on_exit", None)
+            idle = bound is None or bound.is_closed() or not bound.is_running()
+            if idle and callable(flush_on_exit):
+                flush_on_exit()
                 asyncio.set_event_loop(None)
         # The callback gets half the time left; tracekit logs what it has not reached.
         _llm_calls.settle_awaited_calls(deadline.remaining() / 2)
