@@ -189,9 +189,9 @@ def _secret_values(kwargs: Mapping[str, Any], depth: int = 0) -> tuple[str, ...]
             elif key in _URL_ARGUMENTS:
                 found.extend(_userinfo_secrets(value))
         elif (
-            isinstance(value, Mapping)
-            and depth < 2
+            depth < 2
             and (key.endswith("headers") or key in ("litellm_params", "credentials"))
+            and isinstance(value, Mapping)
         ):
             found.extend(_secret_values(value, depth + 1))
     for value in found:
@@ -583,11 +583,13 @@ def usage_fields(usage: Any) -> dict[str, Any] | None:
     """A copy of a usage object's fields, cheap enough for the caller's path."""
     if usage is None:
         return None
-    if isinstance(usage, Mapping):
+    if type(usage) is dict:
         return dict(usage)
     fields = getattr(usage, "__dict__", None)  # pydantic models keep their fields there
     if isinstance(fields, dict):
         return dict(fields)
+    if isinstance(usage, Mapping):
+        return dict(usage)
     return {key: getattr(usage, key, None) for key in _TOKEN_COUNTS}
 
 
@@ -646,6 +648,15 @@ def _output_of(result: Any) -> Any:
     return text if isinstance(text, str) else None
 
 
+def _hidden_params(result: Any) -> Any:
+    """LiteLLM's `_hidden_params` of a response (cost, provider): a dict or a `HiddenParams`."""
+    private = getattr(result, "__pydantic_private__", None)  # faster than pydantic's getattr
+    hidden = private.get("_hidden_params") if isinstance(private, dict) else None
+    if hidden is None:
+        hidden = getattr(result, "_hidden_params", None)
+    return hidden if callable(getattr(hidden, "get", None)) else {}
+
+
 def _finite_cost(cost: object) -> float | None:
     if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
         return float(cost)
@@ -670,7 +681,7 @@ class ResultFacts:
             output = output.get("content")  # LiteLLM answers it with a chat response
         self.output = output
         self.usage = usage_fields(getattr(result, "usage", None))
-        hidden = getattr(result, "_hidden_params", None) or {}
+        hidden = _hidden_params(result)
         self.cost = _finite_cost(hidden.get("response_cost"))
         provider = hidden.get("custom_llm_provider")
         self.provider = provider if isinstance(provider, str) else None
