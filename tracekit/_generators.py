@@ -51,7 +51,7 @@ class _EndIfNeverStarted:
 
 
 def _end(span: Span, items: list[Any], capture_output: bool, error: BaseException | None) -> None:
-    if capture_output:
+    if capture_output and not span._output_fixed:
         span.output = items
     if error is None:
         span.end()

@@ -9,7 +9,7 @@ and tags from the root's context, and whatever `update_current_trace()` set.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -140,6 +140,16 @@ def span_record(
     )
 
 
+def _trace_input(updates: Mapping[str, Any], safe: Safe, root_input: Any) -> Any:
+    """The root's input, with `update_current_trace(input=...)` merged in (a mapping) or instead."""
+    if "input" not in updates:
+        return root_input
+    given = safe(updates["input"])
+    if isinstance(given, dict) and isinstance(root_input, dict):
+        return {**root_input, **given}
+    return given
+
+
 def trace_record(
     root: Span,
     safe: Safe = _identity,
@@ -160,7 +170,7 @@ def trace_record(
         name=_text(safe, updates.get("name", root.name)) or "",
         start_ns=root._start_ns,
         end_ns=root._end_ns,
-        input=safe(updates["input"]) if "input" in updates else root_record.input,
+        input=_trace_input(updates, safe, root_record.input),
         output=safe(updates["output"]) if "output" in updates else root_record.output,
         metadata=safe(metadata) if metadata else None,
         tags=list(dict.fromkeys(_texts(safe, tags))),

@@ -204,6 +204,7 @@ class Span:
         "_id",
         "_id_int",
         "_input",
+        "_output_fixed",
         "_parent",
         "_pending_input",
         "_root",
@@ -260,6 +261,7 @@ class Span:
         self._input = input
         self._pending_input = call_input
         self.output = None
+        self._output_fixed = False  # set with update(output=...): the return value is not
         self.usage = None
         self.model = None
         self.provider = None
@@ -387,13 +389,22 @@ class Span:
         provider: str | None = None,
         total_cost: float | None = None,
     ) -> None:
-        """Set the given fields; `metadata` merges into and `tags` extend what is there."""
+        """Set the given fields; `metadata` merges into and `tags` extend what is there.
+
+        An `input` mapping merges into the captured arguments (anything else
+        replaces them); an `output` set here is kept over the return value.
+        """
         if name is not None:
             self.name = name
         if input is not None:
-            self.input = input
+            current = self.input
+            if isinstance(input, Mapping) and isinstance(current, Mapping):
+                self.input = {**current, **input}  # added to the captured arguments
+            else:
+                self.input = input
         if output is not None:
             self.output = output
+            self._output_fixed = True
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata={metadata!r}: expected a mapping (dict)")
         if usage is not None and not isinstance(usage, Mapping):

@@ -225,7 +225,7 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
         active_span.set(parent)
         if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
-        if capture_output:
+        if capture_output and not span._output_fixed:
             span.output = result
         span.end()
         return result
@@ -256,7 +256,7 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
         active_span.set(parent)
         if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
-        if capture_output:
+        if capture_output and not span._output_fixed:
             span.output = result
         span.end()
         return result

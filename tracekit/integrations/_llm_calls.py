@@ -312,7 +312,7 @@ class Call:
         self.span.fail(error)
         text = self._streamed_text()
         for owner, capture_output in self.owners:
-            if capture_output and text is not None:
+            if capture_output and text is not None and not owner._output_fixed:
                 owner.output = text
             owner.fail(error)
 
@@ -397,7 +397,7 @@ class Call:
 
     def _end_owners(self, text: str | None, completed: bool) -> None:
         for owner, capture_output in self.owners:
-            if capture_output:
+            if capture_output and not owner._output_fixed:
                 owner.output = text
             if not completed:
                 owner.metadata = {**(owner.metadata or {}), "stream_completed": False}

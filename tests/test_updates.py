@@ -1,0 +1,135 @@
+"""What you set is what is recorded: explicit updates win over what tracekit captures.
+
+Where Opik has the same call, the scenario also runs under `@opik.track`
+against the in-suite Opik server, and both must record the same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import opik
+import pytest
+
+import tracekit
+from tests.opik_server import OpikServer
+from tracekit.testing import Capture
+
+
+@pytest.fixture
+def server(opik_server: OpikServer) -> Iterator[OpikServer]:
+    opik_server.reset()
+    yield opik_server
+    tracekit.configure(exporter="none")
+
+
+def _opik_records(server: OpikServer, run: Callable[[], Any]) -> tuple[dict[str, Any], ...]:
+    """The (span, trace) `@opik.track` sends for `run`, ids and times aside."""
+    server.reset()
+    run()
+    opik.flush_tracker()
+    assert server.wait_for(lambda: len(server.spans) == 1 and len(server.traces) == 1)
+    (span,) = server.spans.values()
+    (trace,) = server.traces.values()
+    return span, trace
+
+
+# -- output set by hand is kept over the return value -----------------------------------
+
+
+def _answer_with_output(update: Callable[..., None]) -> Callable[[str], str | None]:
+    def answer(question: str) -> str | None:
+        update(output={"answer": "set by hand"})
+        return None
+
+    return answer
+
+
+def test_an_output_set_by_hand_wins_over_the_return_value(
+    tracekit_capture: Capture, server: OpikServer
+) -> None:
+    """update_current_span(output=X) then `return None`: X is recorded, as Opik records it."""
+    traced = tracekit.track(_answer_with_output(tracekit.update_current_span))
+    traced("q")
+    assert tracekit_capture.named("answer").output == {"answer": "set by hand"}
+    opik_answer = opik.track(name="answer")(
+        _answer_with_output(opik.opik_context.update_current_span)
+    )
+    span, _ = _opik_records(server, lambda: opik_answer("q"))
+    assert span["output"] == {"answer": "set by hand"}
+
+
+def test_span_update_output_wins_for_generators_and_coroutines(
+    tracekit_capture: Capture,
+) -> None:
+    """The rule holds for every kind of tracked callable."""
+    import asyncio
+
+    @tracekit.track
+    def items() -> Iterator[str]:
+        tracekit.update_current_span(output="summary")
+        yield "a"
+        yield "b"
+
+    @tracekit.track
+    async def coroutine() -> int:
+        tracekit.update_current_span(output="kept")
+        return 1
+
+    assert list(items()) == ["a", "b"]
+    assert asyncio.run(coroutine()) == 1
+    assert tracekit_capture.named("items").output == "summary"
+    assert tracekit_capture.named("coroutine").output == "kept"
+
+
+# -- an input mapping merges into the captured arguments --------------------------------
+
+
+def _with_more_input(update: Callable[..., None]) -> Callable[[int], int]:
+    def add_context(x: int) -> int:
+        update(input={"retrieved": ["doc-1"]})
+        return x
+
+    return add_context
+
+
+def test_an_input_mapping_merges_into_the_captured_arguments(
+    tracekit_capture: Capture, server: OpikServer
+) -> None:
+    """update_current_span(input={...}) adds to `x` on the span, as Opik does."""
+    traced = tracekit.track(_with_more_input(tracekit.update_current_span))
+    traced(3)
+    expected = {"x": 3, "retrieved": ["doc-1"]}
+    assert tracekit_capture.named("add_context").input == expected
+    opik_traced = opik.track(name="add_context")(
+        _with_more_input(opik.opik_context.update_current_span)
+    )
+    span, _ = _opik_records(server, lambda: opik_traced(3))
+    assert span["input"] == expected
+
+
+def test_an_input_that_is_not_a_mapping_replaces_the_arguments(
+    tracekit_capture: Capture,
+) -> None:
+    @tracekit.track
+    def summarize(text: str) -> None:
+        tracekit.update_current_span(input="only this")
+
+    summarize("long text")
+    assert tracekit_capture.named("summarize").input == "only this"
+
+
+def test_a_trace_input_mapping_merges_into_the_roots_arguments(
+    tracekit_capture: Capture,
+) -> None:
+    """update_current_trace(input={...}) adds to what the root span was called with."""
+
+    @tracekit.track
+    def handle(request_id: str) -> None:
+        tracekit.update_current_trace(input={"user": "u-1"})
+
+    handle("r-9")
+    (trace,) = tracekit_capture.traces
+    assert trace.input == {"request_id": "r-9", "user": "u-1"}
+    assert tracekit_capture.named("handle").input == {"request_id": "r-9"}
