@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import logging
 import sys
 from typing import Any
 
@@ -357,13 +359,63 @@ def test_a_string_as_first_argument_is_rejected() -> None:
         tracekit.track("my-span")  # type: ignore[call-overload]
 
 
-def test_ignore_arguments_must_name_parameters() -> None:
-    """An ignore_arguments entry that is no parameter raises, listing the parameters."""
-    with pytest.raises(ValueError, match=r"'nope'.*its parameters are a, b"):
+def test_ignore_arguments_naming_no_parameter_warns_once_and_still_works(
+    tracekit_capture: Capture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Code ported from Opik must not fail at import: one warning listing the parameters."""
+    with caplog.at_level(logging.WARNING, logger="tracekit"):
 
-        @tracekit.track(ignore_arguments=["nope"])
+        @tracekit.track(ignore_arguments=["nope", "b"])
         def f(a: int, b: int) -> None:
             return None
+
+    (warning,) = [r.getMessage() for r in caplog.records if "ignore_arguments" in r.getMessage()]
+    assert "'nope'" in warning
+    assert "its parameters are a, b" in warning
+    f(1, 2)
+    assert tracekit_capture.named("f").input == {"a": 1}
+
+
+def test_a_partial_is_named_after_its_function(tracekit_capture: Capture) -> None:
+    def greet(greeting: str, name: str) -> str:
+        return f"{greeting}, {name}"
+
+    hello = tracekit.track(functools.partial(greet, "hello"))
+    assert hello("ada") == "hello, ada"
+    assert tracekit_capture.spans[0].name == "greet"
+
+
+def test_a_call_whose_arguments_do_not_bind_records_them_as_made(
+    tracekit_capture: Capture,
+) -> None:
+    """A TypeError at the call: the input is {"args": [...], "kwargs": {...}}, as in Opik."""
+
+    @tracekit.track
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    class Box:
+        @tracekit.track
+        def put(self, item: str) -> None:
+            return None
+
+    with pytest.raises(TypeError):
+        add(y=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        add(1, 2, 3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        add(1, x=1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Box().put(item="a", colour="red")  # type: ignore[call-arg]
+    Box().put("a")
+    inputs = [s.input for s in tracekit_capture.spans]
+    assert inputs == [
+        {"args": [], "kwargs": {"y": 5}},
+        {"args": [1, 2, 3], "kwargs": {}},
+        {"args": [1], "kwargs": {"x": 1}},
+        {"args": [], "kwargs": {"item": "a", "colour": "red"}},
+        {"item": "a"},
+    ]
 
 
 def test_tracing_failure_never_breaks_the_call(

@@ -59,9 +59,12 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
     }
     unbound_names = positional
     bound_names = positional[1:]
+    binds = _binding_check(params, positional, var_positional)
 
     def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = bound_names if is_bound else unbound_names
+        if not binds(names, args, kwargs):  # the call raised TypeError: show it as made
+            return {"args": list(args), "kwargs": dict(kwargs)}
         inputs = defaults.copy()
         inputs.update(zip(names, args))  # noqa: B905 (extra args are handled below)
         if len(args) > len(names):
@@ -74,6 +77,38 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
         return inputs
 
     return bind
+
+
+BindingCheck = Callable[[tuple[str, ...], tuple[Any, ...], dict[str, Any]], bool]
+
+
+def _binding_check(
+    params: list[inspect.Parameter], positional: tuple[str, ...], var_positional: str | None
+) -> BindingCheck:
+    """Would the arguments bind to `params`? What `Signature.bind` checks, precomputed."""
+    kind = inspect.Parameter
+    by_keyword = frozenset(
+        p.name for p in params if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    )
+    takes_var_keyword = any(p.kind is kind.VAR_KEYWORD for p in params)
+    required = tuple(
+        p.name
+        for p in params
+        if p.default is kind.empty and p.kind not in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD)
+    )
+    first = positional[0] if positional else None
+
+    def binds(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        if len(args) > len(names) and var_positional is None:
+            return False
+        given = names[: len(args)]
+        for key in kwargs:
+            if key in given or (key not in by_keyword and not takes_var_keyword):
+                return False
+        skipped = first if len(names) < len(positional) else None  # bound self/cls
+        return all(name in kwargs or name in given or name == skipped for name in required)
+
+    return binds
 
 
 def _fallback_binder(ignored: frozenset[str]) -> InputBinder:

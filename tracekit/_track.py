@@ -10,6 +10,7 @@ whichever side of `@classmethod`/`@staticmethod` `@track` is written on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
@@ -75,17 +76,34 @@ class _Options:
         self.ignore_arguments = str_tuple("track", "ignore_arguments", ignore_arguments)
 
 
+def _name_of(func: Callable[..., Any]) -> str:
+    """The span name of `func`: its `__name__`; a `functools.partial` takes its function's."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__name__", None) or type_name(func)
+
+
 def _check_ignored_names(func: Callable[..., Any], ignore: tuple[str, ...]) -> None:
+    """Warn (once) about `ignore_arguments` naming no parameter: likely a typo.
+
+    A warning, not an error: code ported from Opik, which accepts them, must
+    not fail at import.
+    """
     known = parameter_names(func)
     if not ignore or known is None:
         return
     names, takes_var_keyword = known
     unknown = [name for name in ignore if name not in names]
     if unknown and not takes_var_keyword:
-        raise ValueError(
-            f"track(ignore_arguments=...): {', '.join(map(repr, unknown))} "
-            f"not a parameter of {getattr(func, '__qualname__', func)!r}; "
-            f"its parameters are {', '.join(sorted(names)) or '(none)'}"
+        qualname = getattr(func, "__qualname__", repr(func))
+        log_once(
+            f"ignore_arguments:{qualname}:{unknown}",
+            "tracekit: track(ignore_arguments=...): %s not a parameter of %r; "
+            "its parameters are %s",
+            ", ".join(map(repr, unknown)),
+            qualname,
+            ", ".join(sorted(names)) or "(none)",
+            exc_info=False,
         )
 
 
@@ -166,7 +184,7 @@ def _decorate(target: Any, options: _Options) -> Any:
     _check_ignored_names(func, options.ignore_arguments)
     if _config.disabled:  # TRACEKIT_DISABLED=1: the call costs what it did before
         return target
-    name = options.name or getattr(func, "__name__", None) or type_name(func)
+    name = options.name or _name_of(func)
     binder = make_input_binder(func, options.ignore_arguments) if options.capture_input else None
     if inspect.isgeneratorfunction(func):
         wrapper = _generator_wrapper(name, options, binder, drive_generator)
