@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import inspect
 import warnings
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -267,3 +267,30 @@ async def test_async_generator_method_binds_self(tracekit_capture: Capture) -> N
 
     assert [i async for i in Source().items(2)] == [0, 1]
     assert tracekit_capture.spans[0].input == {"n": 2}
+
+
+def test_an_async_generator_of_strings_records_the_joined_text(
+    tracekit_capture: Capture,
+) -> None:
+    """Async generators follow the same rule: joined text; no output after an error."""
+    import asyncio
+
+    @tracekit.track
+    async def tokens() -> AsyncIterator[str]:
+        yield "Hel"
+        yield "lo"
+
+    @tracekit.track
+    async def failing() -> AsyncIterator[str]:
+        yield "x"
+        raise ValueError("stop")
+
+    async def main() -> None:
+        assert [t async for t in tokens()] == ["Hel", "lo"]
+        with pytest.raises(ValueError, match="stop"):
+            async for _ in failing():
+                pass
+
+    asyncio.run(main())
+    assert tracekit_capture.named("tokens").output == "Hello"
+    assert tracekit_capture.named("failing").output is None

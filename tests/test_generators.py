@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -118,7 +118,7 @@ def test_body_work_nests_under_the_generator_and_consumer_work_does_not(
     assert by_name["body-2"].parent_id == generator_span.id
     assert by_name["consumer-after-body-1"].parent_id == consumer_span.id
     assert by_name["consumer-after-body-2"].parent_id == consumer_span.id
-    assert generator_span.output == ["body-1", "body-2"]
+    assert generator_span.output == "body-1body-2"  # string items are joined
 
 
 def test_the_consumer_sees_its_own_span_between_items(tracekit_capture: Capture) -> None:
@@ -219,7 +219,7 @@ def test_an_exception_in_the_body_is_recorded_and_reraised(tracekit_capture: Cap
     (span,) = tracekit_capture.spans
     assert span.error_info is not None
     assert span.error_info["message"] == "bad item"
-    assert span.output == [1]
+    assert span.output is None  # a generator that raised records no output, as in Opik
 
 
 def test_garbage_collected_started_generator_ends_its_span_once(
@@ -302,3 +302,45 @@ def test_generator_method_binds_self(tracekit_capture: Capture) -> None:
 
     assert list(Source().items(2)) == ["p0", "p1"]
     assert tracekit_capture.spans[0].input == {"n": 2}
+
+
+def test_a_generator_of_strings_records_the_joined_text_and_others_the_list(
+    tracekit_capture: Capture,
+) -> None:
+    """As Opik records them: "Hel" + "lo" → "Hello"; mixed or other items → the list."""
+
+    @tracekit.track
+    def tokens() -> Iterator[str]:
+        yield "Hel"
+        yield "lo"
+
+    @tracekit.track
+    def numbers() -> Iterator[object]:
+        yield 1
+        yield "two"
+
+    assert list(tokens()) == ["Hel", "lo"]
+    assert list(numbers()) == [1, "two"]
+    assert tracekit_capture.named("tokens").output == "Hello"
+    assert tracekit_capture.named("numbers").output == [1, "two"]
+
+
+def test_generations_aggregator_chooses_the_output(tracekit_capture: Capture) -> None:
+    @tracekit.track(generations_aggregator=lambda items: {"count": len(items)})
+    def chunks() -> Iterator[str]:
+        yield "a"
+        yield "b"
+
+    @tracekit.track(generations_aggregator=lambda items: 1 / 0)
+    def broken() -> Iterator[str]:
+        yield "a"
+
+    assert list(chunks()) == ["a", "b"]
+    assert list(broken()) == ["a"]  # a failing aggregator never breaks the program
+    assert tracekit_capture.named("chunks").output == {"count": 2}
+    assert tracekit_capture.named("broken").output == ["a"]
+
+
+def test_generations_aggregator_must_be_callable() -> None:
+    with pytest.raises(TypeError, match=r"generations_aggregator='join'.*callable"):
+        tracekit.track(generations_aggregator="join")  # type: ignore[arg-type]

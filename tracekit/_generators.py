@@ -14,13 +14,14 @@ a real one (`inspect.isgenerator` / `inspect.isasyncgen`), and `send`,
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar
 
 from tracekit._context import active_span
+from tracekit._log import log_once
 from tracekit._span import Span
 
-__all__ = ["drive_async_generator", "drive_generator"]
+__all__ = ["Aggregate", "drive_async_generator", "drive_generator", "joined_text"]
 
 Y = TypeVar("Y")
 S = TypeVar("S")
@@ -28,6 +29,16 @@ R = TypeVar("R")
 
 # Items kept as the span's output; a long stream keeps its first ones only.
 MAX_CAPTURED_ITEMS = 1000
+
+# Makes the span's output of the yielded items (None: no output captured).
+Aggregate = Callable[[list[Any]], Any]
+
+
+def joined_text(items: list[Any]) -> Any:
+    """The default output: the joined text when every item is a string, as in Opik."""
+    if items and all(type(item) is str for item in items):
+        return "".join(items)
+    return items
 
 
 class _EndIfNeverStarted:
@@ -50,33 +61,40 @@ class _EndIfNeverStarted:
             span.end()
 
 
-def _end(span: Span, items: list[Any], capture_output: bool, error: BaseException | None) -> None:
-    if capture_output and not span._output_fixed:
-        span.output = items
+def _end(
+    span: Span, items: list[Any], output: Aggregate | None, error: BaseException | None
+) -> None:
+    """End the span; a generator that raised records no output, as in Opik."""
+    if output is not None and error is None and not span._output_fixed:
+        try:
+            span.output = output(items)
+        except Exception:
+            log_once("generator:aggregate", "tracekit: generations_aggregator failed")
+            span.output = items
     if error is None:
         span.end()
     else:
         span.fail(error)
 
 
-def _end_unfinished(span: Span, items: list[Any], capture_output: bool) -> None:
+def _end_unfinished(span: Span, items: list[Any], output: Aggregate | None) -> None:
     span.metadata = {**(span.metadata or {}), "generator_completed": False}
-    _end(span, items, capture_output, None)
+    _end(span, items, output, None)
 
 
 def drive_generator(
-    body: Generator[Y, S, R], span: Span, capture_output: bool
+    body: Generator[Y, S, R], span: Span, output: Aggregate | None
 ) -> Generator[Y, S, R]:
     """Run `body` as `span`'s generator; the span ends exactly once, however it stops."""
-    return _driven_generator(body, span, capture_output, _EndIfNeverStarted(span))
+    return _driven_generator(body, span, output, _EndIfNeverStarted(span))
 
 
 def _driven_generator(
-    body: Generator[Y, S, R], span: Span, capture_output: bool, guard: _EndIfNeverStarted
+    body: Generator[Y, S, R], span: Span, output: Aggregate | None, guard: _EndIfNeverStarted
 ) -> Generator[Y, S, R]:
     get, put = active_span.get, active_span.set
-    items: list[Any] = []  # the output, while capture_output leaves room
-    room = MAX_CAPTURED_ITEMS if capture_output else 0
+    items: list[Any] = []  # the output, while there is room
+    room = MAX_CAPTURED_ITEMS if output is not None else 0
     body_view: Span | None = span
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -91,11 +109,11 @@ def _driven_generator(
                 item = body.throw(thrown)
         except StopIteration as stop:
             put(consumer_view)
-            _end(span, items, capture_output, None)
+            _end(span, items, output, None)
             return stop.value  # type: ignore[no-any-return]
         except BaseException as exc:
             put(consumer_view)
-            _end(span, items, capture_output, exc)
+            _end(span, items, output, exc)
             raise
         body_view = get()
         put(consumer_view)
@@ -114,7 +132,7 @@ def _driven_generator(
                 span.fail(exc)
                 raise
             put(consumer_view)
-            _end_unfinished(span, items, capture_output)
+            _end_unfinished(span, items, output)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -122,18 +140,18 @@ def _driven_generator(
 
 
 def drive_async_generator(
-    body: AsyncGenerator[Y, S], span: Span, capture_output: bool
+    body: AsyncGenerator[Y, S], span: Span, output: Aggregate | None
 ) -> AsyncGenerator[Y, S]:
     """Run `body` as `span`'s async generator; no event-loop API is used, so trio works too."""
-    return _driven_async_generator(body, span, capture_output, _EndIfNeverStarted(span))
+    return _driven_async_generator(body, span, output, _EndIfNeverStarted(span))
 
 
 async def _driven_async_generator(
-    body: AsyncGenerator[Y, S], span: Span, capture_output: bool, guard: _EndIfNeverStarted
+    body: AsyncGenerator[Y, S], span: Span, output: Aggregate | None, guard: _EndIfNeverStarted
 ) -> AsyncGenerator[Y, S]:
     get, put = active_span.get, active_span.set
-    items: list[Any] = []  # the output, while capture_output leaves room
-    room = MAX_CAPTURED_ITEMS if capture_output else 0
+    items: list[Any] = []  # the output, while there is room
+    room = MAX_CAPTURED_ITEMS if output is not None else 0
     body_view: Span | None = span
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -148,11 +166,11 @@ async def _driven_async_generator(
                 item = await body.athrow(thrown)
         except StopAsyncIteration:
             put(consumer_view)
-            _end(span, items, capture_output, None)
+            _end(span, items, output, None)
             return
         except BaseException as exc:
             put(consumer_view)
-            _end(span, items, capture_output, exc)
+            _end(span, items, output, exc)
             raise
         body_view = get()
         put(consumer_view)
@@ -171,7 +189,7 @@ async def _driven_async_generator(
                 span.fail(exc)
                 raise
             put(consumer_view)
-            _end_unfinished(span, items, capture_output)
+            _end_unfinished(span, items, output)
             raise
         except BaseException as exc:
             to_throw = exc

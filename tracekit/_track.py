@@ -19,7 +19,7 @@ import wrapt
 
 from tracekit import _config, _hooks
 from tracekit._context import active_span
-from tracekit._generators import drive_async_generator, drive_generator
+from tracekit._generators import Aggregate, drive_async_generator, drive_generator, joined_text
 from tracekit._inputs import InputBinder, make_input_binder, parameter_names
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
@@ -47,6 +47,7 @@ class _Options:
     __slots__ = (
         "capture_input",
         "capture_output",
+        "generations_aggregator",
         "ignore_arguments",
         "metadata",
         "name",
@@ -65,6 +66,7 @@ class _Options:
         capture_input: object,
         capture_output: object,
         ignore_arguments: object,
+        generations_aggregator: object = None,
     ) -> None:
         self.name = optional_str("track", "name", name)
         self.type = span_type("track", type)
@@ -74,6 +76,13 @@ class _Options:
         self.capture_input = bool_flag("track", "capture_input", capture_input)
         self.capture_output = bool_flag("track", "capture_output", capture_output)
         self.ignore_arguments = str_tuple("track", "ignore_arguments", ignore_arguments)
+        if generations_aggregator is not None and not callable(generations_aggregator):
+            raise TypeError(
+                f"track(generations_aggregator={generations_aggregator!r}): expected a "
+                "callable taking the list of yielded items, "
+                f"got {type_name(generations_aggregator)}"
+            )
+        self.generations_aggregator: Aggregate | None = generations_aggregator
 
 
 def _name_of(func: Callable[..., Any]) -> str:
@@ -124,6 +133,7 @@ def track(
     capture_input: bool = True,
     capture_output: bool = True,
     ignore_arguments: Iterable[str] | None = None,
+    generations_aggregator: Callable[[list[Any]], Any] | None = None,
 ) -> _Decorator: ...
 def track(
     func: Any = None,
@@ -137,6 +147,7 @@ def track(
     capture_input: bool = True,
     capture_output: bool = True,
     ignore_arguments: Iterable[str] | None = None,
+    generations_aggregator: Callable[[list[Any]], Any] | None = None,
 ) -> Any:
     """Trace every call of the decorated callable as one span.
 
@@ -145,10 +156,20 @@ def track(
     methods, classmethods and staticmethods. The span's parent is the span
     active at the call; inputs are captured by parameter name, the return
     value (or the yielded items) as output, and an exception as `error_info`
-    before it is re-raised unchanged.
+    before it is re-raised unchanged. A generator's output is the joined text
+    when every item is a string, else the list of items;
+    `generations_aggregator(items)` chooses instead.
     """
     options = _Options(
-        name, type, tags, metadata, project_name, capture_input, capture_output, ignore_arguments
+        name,
+        type,
+        tags,
+        metadata,
+        project_name,
+        capture_input,
+        capture_output,
+        ignore_arguments,
+        generations_aggregator,
     )
     if func is None:
         return _Decorator(options)
@@ -286,10 +307,10 @@ def _generator_wrapper(
     name: str,
     options: _Options,
     binder: InputBinder | None,
-    drive: Callable[[Any, Span, bool], Any],
+    drive: Callable[[Any, Span, Aggregate | None], Any],
 ) -> Wrapper:
     """Wrapper for generator and async generator functions; `drive` runs the body."""
-    capture_output = options.capture_output
+    output = (options.generations_aggregator or joined_text) if options.capture_output else None
     open_span = _span_opener(name, options, binder)
 
     # The span starts at the call, under the span active there, wherever the
@@ -304,6 +325,6 @@ def _generator_wrapper(
             raise
         if span is None:
             return body
-        return drive(body, span, capture_output)
+        return drive(body, span, output)
 
     return call
