@@ -63,6 +63,13 @@ def work(x: int) -> int:
     return x + 1
 
 
+MESSAGES = [{"role": "user" if i % 2 else "assistant", "content": f"turn {i}"} for i in range(10)]
+
+
+def chat(messages: list[dict[str, str]]) -> int:
+    return len(messages)
+
+
 async def awork(x: int) -> int:
     return x + 1
 
@@ -86,6 +93,7 @@ def _nested_plain_2(x: int) -> int:
 
 traced = tracekit.track(work)
 atraced = tracekit.track(awork)
+traced_chat = tracekit.track(chat)
 traced_items = tracekit.track(items)
 traced_aitems = tracekit.track(aitems)
 
@@ -128,6 +136,16 @@ def otel(x: int) -> int:
 
 
 # --- timers ------------------------------------------------------------------
+
+
+def messages_timer(fn: Callable[[list[dict[str, str]]], int]) -> Timer:
+    """A call with typical chat arguments: a list of 10 message dicts."""
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            fn(MESSAGES)
+
+    return lambda n: _per_op(run, n)
 
 
 def call_timer(fn: Callable[[int], int]) -> Timer:
@@ -193,6 +211,8 @@ CASES: dict[str, tuple[Timer, int]] = {
     "plain call": (call_timer(work), 20_000),
     "floor (ContextVar set/restore)": (call_timer(floor), 20_000),
     "tracekit sync": (call_timer(traced), 20_000),
+    "plain chat call": (messages_timer(chat), 20_000),
+    "tracekit chat call": (messages_timer(traced_chat), 20_000),
     "OpenTelemetry SDK span": (call_timer(otel), 5_000),
     "opik.track sync": (flushed(call_timer(opik_traced)), 300),
     "plain async": (async_timer(awork), 20_000),
@@ -253,6 +273,11 @@ def report(us: dict[str, float]) -> list[tuple[str, float, float | None, float |
         ("floor: ContextVar set/restore", floor_overhead, us["plain call"]),
         ("tracekit sync call", us["tracekit sync"] - us["plain call"], us["plain call"]),
         ("tracekit async call", us["tracekit async"] - us["plain async"], us["plain async"]),
+        (
+            "tracekit sync call, 10 chat messages",
+            us["tracekit chat call"] - us["plain chat call"],
+            us["plain chat call"],
+        ),
         (
             "tracekit nested depth 3 (per outer call)",
             us["tracekit nested x3"] - us["plain nested x3"],

@@ -133,3 +133,43 @@ def test_a_trace_input_mapping_merges_into_the_roots_arguments(
     (trace,) = tracekit_capture.traces
     assert trace.input == {"request_id": "r-9", "user": "u-1"}
     assert tracekit_capture.named("handle").input == {"request_id": "r-9"}
+
+
+# -- inputs are recorded as they were at the call ---------------------------------------
+
+
+def test_arguments_changed_after_the_call_are_recorded_as_they_were(
+    tracekit_capture: Capture,
+) -> None:
+    """The chat pattern: answer(messages), then messages.append(reply) — and edits, sets, dicts."""
+
+    @tracekit.track
+    def answer(messages: list[dict[str, str]], options: dict[str, int], seen: set[str]) -> str:
+        return "reply"
+
+    messages = [{"role": "user", "content": "hi"}]
+    options = {"temperature": 1}
+    seen = {"a"}
+    reply = answer(messages, options=options, seen=seen)
+    messages.append({"role": "assistant", "content": reply})
+    messages[0]["content"] = "edited later"
+    options["temperature"] = 2
+    seen.add("b")
+    assert tracekit_capture.named("answer").input == {
+        "messages": [{"role": "user", "content": "hi"}],
+        "options": {"temperature": 1},
+        "seen": {"a"},
+    }
+
+
+def test_the_callee_still_gets_the_callers_own_objects(tracekit_capture: Capture) -> None:
+    """Copies are for the record only: a function that fills its argument fills the caller's."""
+
+    @tracekit.track
+    def fill(bucket: list[int]) -> None:
+        bucket.append(1)
+
+    bucket: list[int] = []
+    fill(bucket)
+    assert bucket == [1]
+    assert tracekit_capture.named("fill").input == {"bucket": []}

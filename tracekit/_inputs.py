@@ -10,11 +10,45 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["InputBinder", "make_input_binder"]
+__all__ = ["InputBinder", "as_at_the_call", "make_input_binder"]
 
 # (is_bound, args, kwargs) -> inputs. `is_bound` is True when the wrapper was
 # reached through an instance or class, so args hold no `self`/`cls`.
 InputBinder = Callable[[bool, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+
+
+_CONTAINERS = frozenset((list, dict, set))
+
+
+def _snapshot(value: Any) -> Any:
+    """A shallow copy of a list, dict or set; a list's dicts (chat messages) copied too."""
+    kind = type(value)
+    if kind is list:
+        return [dict(item) if type(item) is dict else item for item in value]
+    if kind is dict:
+        return dict(value)
+    return set(value)
+
+
+def as_at_the_call(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments as they are now, for an input that is named later.
+
+    Chat code appends the reply to the messages list it passed, right after
+    the call: top-level lists, dicts and sets (and the dicts in a list) are
+    copied, shallowly; anything else is kept by reference. The callee still
+    gets the caller's own objects.
+    """
+    for value in args:
+        if type(value) in _CONTAINERS:
+            args = tuple(_snapshot(a) if type(a) in _CONTAINERS else a for a in args)
+            break
+    for value in kwargs.values():
+        if type(value) in _CONTAINERS:
+            kwargs = {k: _snapshot(v) if type(v) in _CONTAINERS else v for k, v in kwargs.items()}
+            break
+    return args, kwargs
 
 
 def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter] | None:

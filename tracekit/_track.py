@@ -20,7 +20,7 @@ import wrapt
 from tracekit import _config, _hooks
 from tracekit._context import active_span
 from tracekit._generators import Aggregate, drive_async_generator, drive_generator, joined_text
-from tracekit._inputs import InputBinder, make_input_binder, parameter_names
+from tracekit._inputs import InputBinder, as_at_the_call, make_input_binder, parameter_names
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
 from tracekit._validate import (
@@ -231,7 +231,10 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
     ) -> Span | None:
         """The call's span under `parent`; None (logged once) if tracing itself fails."""
         try:
-            call_input = None if binder is None else (binder, instance is not None, args, kwargs)
+            if binder is None:
+                call_input = None
+            else:
+                call_input = (binder, instance is not None, *as_at_the_call(args, kwargs))
             return Span(name, span_type, parent, tags, metadata, project_name, None, call_input)
         except Exception:
             log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
