@@ -24,7 +24,7 @@ def _snapshot(value: Any) -> Any:
     """A shallow copy of a list, dict or set; a list's dicts (chat messages) copied too."""
     kind = type(value)
     if kind is list:
-        return [dict(item) if type(item) is dict else item for item in value]
+        return [item.copy() if type(item) is dict else item for item in value]
     if kind is dict:
         return dict(value)
     return set(value)
@@ -40,14 +40,10 @@ def as_at_the_call(
     copied, shallowly; anything else is kept by reference. The callee still
     gets the caller's own objects.
     """
-    for value in args:
-        if type(value) in _CONTAINERS:
-            args = tuple(_snapshot(a) if type(a) in _CONTAINERS else a for a in args)
-            break
-    for value in kwargs.values():
-        if type(value) in _CONTAINERS:
-            kwargs = {k: _snapshot(v) if type(v) in _CONTAINERS else v for k, v in kwargs.items()}
-            break
+    if not _CONTAINERS.isdisjoint(map(type, args)):
+        args = tuple(_snapshot(a) if type(a) in _CONTAINERS else a for a in args)
+    if kwargs and not _CONTAINERS.isdisjoint(map(type, kwargs.values())):
+        kwargs = {k: _snapshot(v) if type(v) in _CONTAINERS else v for k, v in kwargs.items()}
     return args, kwargs
 
 
