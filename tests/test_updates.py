@@ -173,3 +173,47 @@ def test_the_callee_still_gets_the_callers_own_objects(tracekit_capture: Capture
     fill(bucket)
     assert bucket == [1]
     assert tracekit_capture.named("fill").input == {"bucket": []}
+
+
+# -- trace fields are the trace's -------------------------------------------------------
+
+FIELDS = ("name", "input", "output", "tags", "metadata")
+
+
+def _updates_span_and_trace(
+    update_span: Callable[..., None], update_trace: Callable[..., None]
+) -> Callable[[int], str]:
+    def root(x: int) -> str:
+        update_span(name="renamed", tags=["span-tag"], metadata={"span_meta": 1}, output={"set": 1})
+        update_trace(tags=["trace-tag"], metadata={"trace_meta": 1})
+        return "returned"
+
+    return root
+
+
+def test_span_updates_on_a_root_change_the_span_only_as_in_opik(server: OpikServer) -> None:
+    """Renaming, tagging, annotating the root span leave its trace as created; as @opik.track.
+
+    The trace's output stays the return value even when the span's output was set.
+    """
+    opik_root = opik.track(name="root")(
+        _updates_span_and_trace(
+            opik.opik_context.update_current_span, opik.opik_context.update_current_trace
+        )
+    )
+    opik_span, opik_trace = _opik_records(server, lambda: opik_root(3))
+
+    server.reset()
+    tracekit.configure(exporter="opik", flush_interval=0.05)
+    root = tracekit.track(name="root")(
+        _updates_span_and_trace(tracekit.update_current_span, tracekit.update_current_trace)
+    )
+    assert root(3) == "returned"
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans) == 1 and len(server.traces) == 1)
+    (span,) = server.spans.values()
+    (trace,) = server.traces.values()
+    assert {k: trace.get(k) for k in FIELDS} == {k: opik_trace.get(k) for k in FIELDS}
+    assert {k: span.get(k) for k in FIELDS} == {k: opik_span.get(k) for k in FIELDS}
+    assert trace["name"] == "root"
+    assert trace["output"] == {"output": "returned"}

@@ -65,12 +65,16 @@ def _end(
     span: Span, items: list[Any], output: Aggregate | None, error: BaseException | None
 ) -> None:
     """End the span; a generator that raised records no output, as in Opik."""
-    if output is not None and error is None and not span._output_fixed:
+    if output is not None and error is None:
         try:
-            span.output = output(items)
+            aggregated = output(items)
         except Exception:
             log_once("generator:aggregate", "tracekit: generations_aggregator failed")
-            span.output = items
+            aggregated = items
+        if span._output_fixed:
+            span.keep_return_for_trace(aggregated)
+        else:
+            span.output = aggregated
     if error is None:
         span.end()
     else:

@@ -163,15 +163,24 @@ def trace_record(
     updates = root.trace_updates
     if root_record is None:
         root_record = span_record(root, safe, default_project)
-    tags = [*(root.tags or ()), *updates.get("tags", ())]
-    metadata = {**(root.metadata or {}), **updates.get("metadata", {})}
+    # The trace keeps the root's fields as created; update_current_trace sets its own.
+    base = root.trace_base
+    tags = [*(base.get("tags", root.tags) or ()), *updates.get("tags", ())]
+    metadata = {**(base.get("metadata", root.metadata) or {}), **updates.get("metadata", {})}
+    root_input = safe(base["input"]) if "input" in base else root_record.input
+    if "output" in updates:
+        output = safe(updates["output"])
+    elif "output" in base:
+        output = safe(base["output"])
+    else:
+        output = root_record.output
     return TraceRecord(
         id=root.trace_id,
-        name=_text(safe, updates.get("name", root.name)) or "",
+        name=_text(safe, updates.get("name", base.get("name", root.name))) or "",
         start_ns=root._start_ns,
         end_ns=root._end_ns,
-        input=_trace_input(updates, safe, root_record.input),
-        output=safe(updates["output"]) if "output" in updates else root_record.output,
+        input=_trace_input(updates, safe, root_input),
+        output=output,
         metadata=safe(metadata) if metadata else None,
         tags=list(dict.fromkeys(_texts(safe, tags))),
         project_name=_text(safe, root.project_name or default_project),

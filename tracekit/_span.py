@@ -209,6 +209,7 @@ class Span:
         "_pending_input",
         "_root",
         "_start_ns",
+        "_trace_base",
         "_trace_id",
         "_trace_updates",
         "metadata",
@@ -393,7 +394,16 @@ class Span:
 
         An `input` mapping merges into the captured arguments (anything else
         replaces them); an `output` set here is kept over the return value.
+        On a root span this changes the span only: its trace keeps the fields
+        the span was created with (set those with `update_trace`), as in Opik.
         """
+        if self._parent is None and not hasattr(self, "_trace_base"):
+            self._trace_base = {
+                "name": self.name,
+                "input": self.input,
+                "tags": self.tags,
+                "metadata": self.metadata,
+            }
         if name is not None:
             self.name = name
         if input is not None:
@@ -430,6 +440,22 @@ class Span:
             if not math.isfinite(cost):
                 raise ValueError(f"total_cost={total_cost!r}: expected a finite number")
             self.total_cost = cost
+
+    def keep_return_for_trace(self, value: Any) -> None:
+        """The call returned `value` while its span's output was set by hand.
+
+        The trace's output is still the return value, as in Opik.
+        """
+        if self._parent is None:
+            base = getattr(self, "_trace_base", None)
+            if base is not None:
+                base["output"] = value
+
+    @property
+    def trace_base(self) -> Mapping[str, Any]:
+        """A root span's fields as they were before `update()` changed them (for its trace)."""
+        root = self._root or self
+        return getattr(root, "_trace_base", None) or {}
 
     def update_trace(self, **fields: Any) -> None:
         """Record trace-level fields (see `tracekit.update_current_trace`) on the root."""

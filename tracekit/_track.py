@@ -267,8 +267,11 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
         active_span.set(parent)
         if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
-        if capture_output and not span._output_fixed:
-            span.output = result
+        if capture_output:
+            if span._output_fixed:
+                span.keep_return_for_trace(result)
+            else:
+                span.output = result
         span.end()
         return result
 
@@ -298,8 +301,11 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
         active_span.set(parent)
         if _hooks.end_with_result and _kept_open(result, span, capture_output):
             return result
-        if capture_output and not span._output_fixed:
-            span.output = result
+        if capture_output:
+            if span._output_fixed:
+                span.keep_return_for_trace(result)
+            else:
+                span.output = result
         span.end()
         return result
 

@@ -342,7 +342,7 @@ class Call:
                 self._describe_stream_later()
             else:
                 self.span.output = assistant_message(text)
-            self.span.update(metadata={"stream_completed": False})
+            self.span.metadata = {**(self.span.metadata or {}), "stream_completed": False}
             self._end_llm_span(self.last_chunk_ns)
             self._end_owners(text, completed=False)
         else:
