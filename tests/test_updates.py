@@ -217,3 +217,64 @@ def test_span_updates_on_a_root_change_the_span_only_as_in_opik(server: OpikServ
     assert {k: span.get(k) for k in FIELDS} == {k: opik_span.get(k) for k in FIELDS}
     assert trace["name"] == "root"
     assert trace["output"] == {"output": "returned"}
+
+
+# -- error_info set by hand, and the current trace --------------------------------------
+
+
+def test_error_info_set_by_hand_reaches_the_span_and_the_wire(
+    tracekit_capture: Capture, server: OpikServer
+) -> None:
+    """update_current_span(error_info=...) marks the span failed without an exception."""
+    tracekit.configure(exporter="opik", flush_interval=0.05)
+
+    @tracekit.track
+    def guarded(text: str) -> str:
+        tracekit.update_current_span(
+            error_info={"exception_type": "PolicyViolation", "message": "blocked word"}
+        )
+        return "refused"
+
+    assert guarded("bad") == "refused"
+    expected = {"exception_type": "PolicyViolation", "message": "blocked word", "traceback": ""}
+    assert tracekit_capture.named("guarded").error_info == expected
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans) == 1)
+    (span,) = server.spans.values()
+    assert span["error_info"] == expected
+
+
+@pytest.mark.parametrize(
+    ("error_info", "fragment"),
+    [
+        ("boom", "expected a mapping"),
+        ({"message": "no type"}, "exception_type must be a non-empty string"),
+        ({"exception_type": ""}, "exception_type must be a non-empty string"),
+    ],
+)
+def test_bad_error_info_is_refused_naming_what_is_accepted(
+    tracekit_capture: Capture, error_info: Any, fragment: str
+) -> None:
+    with tracekit.span("s"), pytest.raises((TypeError, ValueError), match=fragment):
+        tracekit.update_current_span(error_info=error_info)
+
+
+def test_current_trace_gives_id_name_project_and_thread(tracekit_capture: Capture) -> None:
+    """Opik's get_current_trace_data(): the active span's trace, wherever in it you are."""
+    assert tracekit.current_trace() is None
+    with tracekit.context(project_name="support", thread_id="conv-1"):
+
+        @tracekit.track
+        def inner() -> tracekit.TraceInfo | None:
+            return tracekit.current_trace()
+
+        @tracekit.track
+        def handle() -> tuple[tracekit.TraceInfo | None, tracekit.TraceInfo | None]:
+            before = inner()
+            tracekit.update_current_trace(name="handled", thread_id="conv-2")
+            return before, tracekit.current_trace()
+
+        before, after = handle()
+    root = tracekit_capture.named("handle")
+    assert before == tracekit.TraceInfo(root.trace_id, "handle", "support", "conv-1")
+    assert after == tracekit.TraceInfo(root.trace_id, "handled", "support", "conv-2")

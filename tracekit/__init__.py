@@ -9,7 +9,14 @@ from tracekit import testing
 from tracekit._config import configure, flush, stats
 from tracekit._context import current_span
 from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
-from tracekit._scopes import context, span, update_current_span, update_current_trace
+from tracekit._scopes import (
+    TraceInfo,
+    context,
+    current_trace,
+    span,
+    update_current_span,
+    update_current_trace,
+)
 from tracekit._span import Span, SpanType
 from tracekit._threads import ThreadPoolExecutor, propagate
 from tracekit._track import track
@@ -19,9 +26,11 @@ __all__ = [
     "Span",
     "SpanType",
     "ThreadPoolExecutor",
+    "TraceInfo",
     "configure",
     "context",
     "current_span",
+    "current_trace",
     "flush",
     "instrument_litellm",
     "propagate",

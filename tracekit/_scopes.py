@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from tracekit import _config
 from tracekit._context import ContextDefaults, active_span, context_defaults
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
 from tracekit._validate import mapping_copy, optional_str, span_type, str_tuple, type_name
 
-__all__ = ["context", "span", "update_current_span", "update_current_trace"]
+__all__ = [
+    "TraceInfo",
+    "context",
+    "current_trace",
+    "span",
+    "update_current_span",
+    "update_current_trace",
+]
 
 
 class span:
@@ -165,6 +174,7 @@ def update_current_span(
     model: str | None = None,
     provider: str | None = None,
     total_cost: float | None = None,
+    error_info: Mapping[str, Any] | None = None,
 ) -> None:
     """Update the active span (see `Span.update`); with none active, log once and do nothing."""
     current = active_span.get()
@@ -185,6 +195,7 @@ def update_current_span(
         model=model,
         provider=provider,
         total_cost=total_cost,
+        error_info=error_info,
     )
 
 
@@ -216,4 +227,32 @@ def update_current_trace(
         metadata=dict(metadata) if metadata else None,
         tags=list(tags) if tags else None,
         thread_id=thread_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """The trace the active span belongs to (Opik: `get_current_trace_data()`)."""
+
+    id: str
+    name: str | None
+    project_name: str | None
+    thread_id: str | None
+
+
+def current_trace() -> TraceInfo | None:
+    """The active span's trace: its id, name, project and thread; None with no active span.
+
+    Name and thread include what `update_current_trace()` set.
+    """
+    current = active_span.get()
+    if current is None:
+        return None
+    root = current._root or current
+    updates, base = current.trace_updates, current.trace_base
+    return TraceInfo(
+        id=current.trace_id,
+        name=updates.get("name", base.get("name", root.name)),
+        project_name=root.project_name or _config.default_project(),
+        thread_id=updates.get("thread_id", root.thread_id),
     )

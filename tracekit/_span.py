@@ -190,6 +190,33 @@ def _message(exc: BaseException) -> str | _LaterMessage:
     return _LaterMessage(copy)
 
 
+class GivenError:
+    """An `error_info` set by hand (`update(error_info=...)`), kept as given."""
+
+    __slots__ = ("info",)
+
+    def __init__(self, info: Mapping[str, Any]) -> None:
+        if not isinstance(info, Mapping):
+            raise TypeError(
+                f"error_info={info!r}: expected a mapping with exception_type, "
+                "and optionally message and traceback"
+            )
+        exception_type = info.get("exception_type")
+        if not isinstance(exception_type, str) or not exception_type:
+            raise ValueError(
+                f"error_info={info!r}: exception_type must be a non-empty string "
+                "(message and traceback are optional strings)"
+            )
+        self.info = {
+            "exception_type": exception_type,
+            "message": str(info.get("message") or ""),
+            "traceback": str(info.get("traceback") or ""),
+        }
+
+    def describe(self) -> dict[str, str]:
+        return dict(self.info)
+
+
 class Span:
     """One traced call or block. Read its fields; change them with `update()`.
 
@@ -251,7 +278,7 @@ class Span:
         now = time_ns()
         self._start_ns = now
         self._end_ns: int | None = None
-        self._exception: Failure | None = None
+        self._exception: Failure | GivenError | None = None
         self._foreign = False
         self._trace_updates: dict[str, Any] | None = None
         self._id_int = uuid7_int(now)
@@ -389,6 +416,7 @@ class Span:
         model: str | None = None,
         provider: str | None = None,
         total_cost: float | None = None,
+        error_info: Mapping[str, Any] | None = None,
     ) -> None:
         """Set the given fields; `metadata` merges into and `tags` extend what is there.
 
@@ -396,7 +424,11 @@ class Span:
         replaces them); an `output` set here is kept over the return value.
         On a root span this changes the span only: its trace keeps the fields
         the span was created with (set those with `update_trace`), as in Opik.
+        `error_info` (`exception_type`, optional `message` and `traceback`)
+        marks the span failed without an exception; one that leaves the call
+        later replaces it.
         """
+        given_error = None if error_info is None else GivenError(error_info)
         if self._parent is None and not hasattr(self, "_trace_base"):
             self._trace_base = {
                 "name": self.name,
@@ -429,6 +461,8 @@ class Span:
             self.model = model
         if provider is not None:
             self.provider = provider
+        if given_error is not None:
+            self._exception = given_error
         if total_cost is not None:
             # A cost is a finite number a float holds: anything else is not one.
             if isinstance(total_cost, bool) or not isinstance(total_cost, int | float):
