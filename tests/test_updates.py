@@ -278,3 +278,47 @@ def test_current_trace_gives_id_name_project_and_thread(tracekit_capture: Captur
     root = tracekit_capture.named("handle")
     assert before == tracekit.TraceInfo(root.trace_id, "handle", "support", "conv-1")
     assert after == tracekit.TraceInfo(root.trace_id, "handled", "support", "conv-2")
+
+
+# -- tracing turned off and on at run time ----------------------------------------------
+
+
+def test_tracing_turned_off_creates_no_spans_and_on_again_does(tracekit_capture: Capture) -> None:
+    """set_tracing_active(False): calls run as untraced (Opik: opik.set_tracing_active)."""
+    import asyncio
+
+    import litellm
+
+    @tracekit.track
+    def work(x: int) -> int:
+        return x + 1
+
+    @tracekit.track
+    async def awork(x: int) -> int:
+        return x + 1
+
+    @tracekit.track
+    def items() -> Iterator[int]:
+        yield 1
+
+    tracekit.instrument_litellm()
+    tracekit.set_tracing_active(False)
+    try:
+        assert tracekit.is_tracing_active() is False
+        assert work(1) == 2
+        assert asyncio.run(awork(1)) == 2
+        assert list(items()) == [1]
+        litellm.completion(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="x"
+        )
+        assert tracekit_capture.spans == []
+    finally:
+        tracekit.set_tracing_active(True)
+        tracekit.uninstrument_litellm()
+    assert work(1) == 2
+    assert [s.name for s in tracekit_capture.spans] == ["work"]
+
+
+def test_set_tracing_active_takes_a_bool_only() -> None:
+    with pytest.raises(TypeError, match=r"set_tracing_active\('no'\): expected True or False"):
+        tracekit.set_tracing_active("no")  # type: ignore[arg-type]

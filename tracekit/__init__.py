@@ -6,7 +6,7 @@ file (see `tracekit.configure`).
 """
 
 from tracekit import testing
-from tracekit._config import configure, flush, stats
+from tracekit._config import configure, flush, is_tracing_active, set_tracing_active, stats
 from tracekit._context import current_span
 from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
 from tracekit._scopes import (
@@ -33,7 +33,9 @@ __all__ = [
     "current_trace",
     "flush",
     "instrument_litellm",
+    "is_tracing_active",
     "propagate",
+    "set_tracing_active",
     "span",
     "stats",
     "testing",

@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tracekit import _hooks, _shutdown
+from tracekit import _pipeline as _pipeline_module
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
 from tracekit._log import log_once, logger
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter
 from tracekit.exporters._batch import BatchProcessor, ExportOptions, Stats
 
-__all__ = ["EXPORTERS", "configure", "disabled", "flush", "stats"]
+__all__ = ["EXPORTERS", "configure", "disabled", "flush", "set_tracing_active", "stats"]
 
 EXPORTERS = ("auto", "opik", "sqlite", "console", "none")
 DEFAULT_DB = Path(".tracekit") / "traces.db"
@@ -315,6 +316,22 @@ def flush(timeout: float = 5.0) -> bool:
     delivered = run_before_flush(timeout)
     processor = _pipeline.processor
     return (processor is None or processor.flush(deadline.remaining())) and delivered
+
+
+def set_tracing_active(active: bool) -> None:
+    """Turn tracing off (False) or back on (True) at run time; the setup is kept.
+
+    While off, a tracked call costs one flag check and creates no span, and
+    LiteLLM calls are left alone. (Opik: `opik.set_tracing_active`.)
+    """
+    if not isinstance(active, bool):
+        raise TypeError(f"set_tracing_active({active!r}): expected True or False")
+    _pipeline_module.enabled = active
+
+
+def is_tracing_active() -> bool:
+    """False while `set_tracing_active(False)` is in force."""
+    return _pipeline_module.enabled
 
 
 def default_project() -> str | None:

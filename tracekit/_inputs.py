@@ -10,14 +10,15 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["InputBinder", "as_at_the_call", "make_input_binder"]
+__all__ = ["CONTAINERS", "InputBinder", "as_at_the_call", "make_input_binder"]
 
 # (is_bound, args, kwargs) -> inputs. `is_bound` is True when the wrapper was
 # reached through an instance or class, so args hold no `self`/`cls`.
 InputBinder = Callable[[bool, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 
 
-_CONTAINERS = frozenset((list, dict, set))
+# Argument types copied at the call (see `as_at_the_call`).
+CONTAINERS = frozenset((list, dict, set))
 
 
 def _snapshot(value: Any) -> Any:
@@ -40,10 +41,10 @@ def as_at_the_call(
     copied, shallowly; anything else is kept by reference. The callee still
     gets the caller's own objects.
     """
-    if not _CONTAINERS.isdisjoint(map(type, args)):
-        args = tuple(_snapshot(a) if type(a) in _CONTAINERS else a for a in args)
-    if kwargs and not _CONTAINERS.isdisjoint(map(type, kwargs.values())):
-        kwargs = {k: _snapshot(v) if type(v) in _CONTAINERS else v for k, v in kwargs.items()}
+    if not CONTAINERS.isdisjoint(map(type, args)):
+        args = tuple(_snapshot(a) if type(a) in CONTAINERS else a for a in args)
+    if kwargs and not CONTAINERS.isdisjoint(map(type, kwargs.values())):
+        kwargs = {k: _snapshot(v) if type(v) in CONTAINERS else v for k, v in kwargs.items()}
     return args, kwargs
 
 

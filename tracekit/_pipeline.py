@@ -16,9 +16,13 @@ from tracekit._log import log_once
 if TYPE_CHECKING:
     from tracekit._span import Span
 
-__all__ = ["SpanProcessor", "add_processor", "emit", "remove_processor"]
+__all__ = ["SpanProcessor", "add_processor", "emit", "enabled", "remove_processor"]
 
 SpanProcessor = Callable[["Span"], None]
+
+# False while tracing is turned off at run time (`set_tracing_active(False)`):
+# tracked calls check it first and create no span.
+enabled = True
 
 # Replaced whole, never mutated: `emit` reads it without a lock.
 _processors: tuple[SpanProcessor, ...] = ()
@@ -40,7 +44,13 @@ def remove_processor(processor: SpanProcessor) -> None:
 
 
 def emit(span: Span) -> None:
-    """Hand a finished span to every processor; failures are logged once."""
+    """Hand a finished span to every processor; failures are logged once.
+
+    Spans that end while tracing is off (opened before it was turned off)
+    go nowhere.
+    """
+    if not enabled:
+        return
     for processor in _processors:
         try:
             processor(span)

@@ -17,10 +17,16 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from tracekit import _config, _hooks
+from tracekit import _config, _hooks, _pipeline
 from tracekit._context import active_span
 from tracekit._generators import Aggregate, drive_async_generator, drive_generator, joined_text
-from tracekit._inputs import InputBinder, as_at_the_call, make_input_binder, parameter_names
+from tracekit._inputs import (
+    CONTAINERS,
+    InputBinder,
+    as_at_the_call,
+    make_input_binder,
+    parameter_names,
+)
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
 from tracekit._validate import (
@@ -233,6 +239,8 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
         try:
             if binder is None:
                 call_input = None
+            elif not kwargs and CONTAINERS.isdisjoint(map(type, args)):  # nothing to copy
+                call_input = (binder, instance is not None, args, kwargs)
             else:
                 call_input = (binder, instance is not None, *as_at_the_call(args, kwargs))
             return Span(name, span_type, parent, tags, metadata, project_name, None, call_input)
@@ -253,6 +261,8 @@ def _plain_wrapper(name: str, options: _Options, binder: InputBinder | None) -> 
     open_span = _span_opener(name, options, binder)
 
     def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        if not _pipeline.enabled:
+            return wrapped(*args, **kwargs)
         parent = active_span.get()
         span = open_span(parent, instance, args, kwargs)
         if span is None:
@@ -287,6 +297,8 @@ def _coroutine_wrapper(name: str, options: _Options, binder: InputBinder | None)
     async def call(
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: Any, kwargs: Any
     ) -> Any:
+        if not _pipeline.enabled:
+            return await wrapped(*args, **kwargs)
         parent = active_span.get()
         span = open_span(parent, instance, args, kwargs)
         if span is None:
@@ -325,6 +337,8 @@ def _generator_wrapper(
     # The span starts at the call, under the span active there, wherever the
     # generator is consumed later.
     def call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        if not _pipeline.enabled:
+            return wrapped(*args, **kwargs)
         span = open_span(active_span.get(), instance, args, kwargs)
         try:
             body = wrapped(*args, **kwargs)

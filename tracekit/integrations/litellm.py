@@ -44,7 +44,7 @@ from typing import Any
 import litellm
 import wrapt
 
-from tracekit import _config, _hooks, _shutdown
+from tracekit import _config, _hooks, _pipeline, _shutdown
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
 from tracekit._span import Span
@@ -142,7 +142,7 @@ def _on_function_setup(
     call: Call | None = None
     call_id = kwargs.get("litellm_call_id")
     try:
-        if isinstance(call_id, str):
+        if isinstance(call_id, str) and _pipeline.enabled:
             call_type = _kind(args[0]) if args and isinstance(args[0], str) else "call"
             fields = kwargs
             if len(args) > 3:  # model (and messages) given positionally
