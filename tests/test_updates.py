@@ -239,9 +239,11 @@ def test_error_info_set_by_hand_reaches_the_span_and_the_wire(
     expected = {"exception_type": "PolicyViolation", "message": "blocked word", "traceback": ""}
     assert tracekit_capture.named("guarded").error_info == expected
     assert tracekit.flush(10)
-    assert server.wait_for(lambda: len(server.spans) == 1)
+    assert server.wait_for(lambda: len(server.spans) == 1 and len(server.traces) == 1)
     (span,) = server.spans.values()
+    (trace,) = server.traces.values()
     assert span["error_info"] == expected
+    assert trace.get("error_info") is None  # the span's, not the trace's: as in Opik
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracekit._span import Span, utc_datetime
+from tracekit._span import GivenError, Span, utc_datetime
 
 __all__ = ["Batch", "SpanRecord", "TraceRecord", "span_record", "trace_record"]
 
@@ -185,5 +185,6 @@ def trace_record(
         tags=list(dict.fromkeys(_texts(safe, tags))),
         project_name=_text(safe, root.project_name or default_project),
         thread_id=_text(safe, updates.get("thread_id", root.thread_id)),
-        error_info=root_record.error_info,
+        # An error_info set by hand on the root is the span's; an exception is the trace's too.
+        error_info=None if isinstance(root._exception, GivenError) else root_record.error_info,
     )
