@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["CONTAINERS", "InputBinder", "as_at_the_call", "make_input_binder"]
+__all__ = ["CONTAINERS", "InputBinder", "as_at_the_call", "make_input_binder", "snapshot"]
 
 # (is_bound, args, kwargs) -> inputs. `is_bound` is True when the wrapper was
 # reached through an instance or class, so args hold no `self`/`cls`.
@@ -21,14 +21,17 @@ InputBinder = Callable[[bool, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 CONTAINERS = frozenset((list, dict, set))
 
 
-def _snapshot(value: Any) -> Any:
-    """A shallow copy of a list, dict or set; a list's dicts (chat messages) copied too."""
+def snapshot(value: Any) -> Any:
+    """A shallow copy of a list, dict or set, a list's dicts (chat messages) copied too;
+    anything else as it is."""
     kind = type(value)
     if kind is list:
         return [item.copy() if type(item) is dict else item for item in value]
     if kind is dict:
         return dict(value)
-    return set(value)
+    if kind is set:
+        return set(value)
+    return value
 
 
 def as_at_the_call(
@@ -42,9 +45,9 @@ def as_at_the_call(
     gets the caller's own objects.
     """
     if not CONTAINERS.isdisjoint(map(type, args)):
-        args = tuple(_snapshot(a) if type(a) in CONTAINERS else a for a in args)
+        args = tuple(snapshot(a) if type(a) in CONTAINERS else a for a in args)
     if kwargs and not CONTAINERS.isdisjoint(map(type, kwargs.values())):
-        kwargs = {k: _snapshot(v) if type(v) in CONTAINERS else v for k, v in kwargs.items()}
+        kwargs = {k: snapshot(v) if type(v) in CONTAINERS else v for k, v in kwargs.items()}
     return args, kwargs
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracekit._context import active_span
+from tracekit._inputs import snapshot
 from tracekit._log import log_once
 from tracekit._pipeline import emit
 from tracekit._redact import REDACTED, Redactor, default_redactor, register_secret
@@ -516,21 +517,6 @@ def settle_awaited_calls(timeout: float) -> None:
         call.take_over()
 
 
-def settle_all_now() -> None:
-    """At exit: log every success the callback has not logged yet."""
-    with _lock:
-        waiting = list(awaiting_opik.values())
-    for call in waiting:
-        call.take_over()
-
-
-def as_at_the_call(value: Any) -> Any:
-    """A list (of messages) and the dicts in it, copied one level deep."""
-    if isinstance(value, list):
-        return [dict(item) if isinstance(item, dict) else item for item in value]
-    return value
-
-
 def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bool) -> Call | None:
     """Open the LLM span of a call LiteLLM is setting up, under the active span.
 
@@ -545,7 +531,7 @@ def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bo
         # Copied: chat code often appends the reply to the same list, or edits
         # a message, right after the call.
         span.input = {
-            k: as_at_the_call(v) for k in keys & INPUT_ARGUMENTS if (v := kwargs[k]) is not None
+            k: snapshot(v) for k in keys & INPUT_ARGUMENTS if (v := kwargs[k]) is not None
         }
         parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
         if parameters:

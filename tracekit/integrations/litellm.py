@@ -45,6 +45,7 @@ import litellm
 import wrapt
 
 from tracekit import _config, _hooks, _pipeline, _shutdown
+from tracekit._inputs import snapshot
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
 from tracekit._span import Span
@@ -262,7 +263,7 @@ def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
     dies) nor the caller's messages (a copy: the caller may append the reply).
     """
     provider = getattr(stream, "custom_llm_provider", None)
-    messages = _llm_calls.as_at_the_call(getattr(stream, "messages", None))
+    messages = snapshot(getattr(stream, "messages", None))
 
     def describe(span: LLMSpan, chunks: list[Any]) -> None:
         span.provider = _opik_provider_name(provider)
@@ -388,7 +389,7 @@ def _settle_calls_at_exit(timeout: float) -> None:
     for call in list(live_calls.values()):
         if call.stream:
             call.give_up()
-    _llm_calls.settle_all_now()
+    _llm_calls.settle_awaited_calls(0)  # whatever the callback has not logged yet
 
 
 def _on_opik_logged(
