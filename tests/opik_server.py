@@ -27,6 +27,9 @@ class OpikServer:
         self.traces: dict[str, dict[str, Any]] = {}
         self.spans: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        # PUT {spans,traces}/feedback-scores: every score item as it arrived, in order.
+        self.span_scores: list[dict[str, Any]] = []
+        self.trace_scores: list[dict[str, Any]] = []
         self.mode: Mode = "ok"
         self.hang_limit = hang_limit
         self.slow_delay = 0.05
@@ -50,6 +53,8 @@ class OpikServer:
             self.traces.clear()
             self.spans.clear()
             self.requests.clear()
+            self.span_scores.clear()
+            self.trace_scores.clear()
             self.mode = mode
             self._released.clear()
 
@@ -61,6 +66,12 @@ class OpikServer:
         """Block until `condition()` holds after some request arrived, or `timeout`."""
         with self._changed:
             return self._changed.wait_for(condition, timeout)
+
+    def scores_of(self, kind: str, target_id: str) -> dict[str, dict[str, Any]]:
+        """The scores of span or trace `target_id` by name, a later one replacing (as Opik)."""
+        with self._changed:
+            arrived = self.trace_scores if kind == "trace" else self.span_scores
+            return {s["name"]: s for s in arrived if s.get("id") == target_id}
 
     def spans_of(self, trace_id: str) -> list[dict[str, Any]]:
         with self._changed:
@@ -99,7 +110,11 @@ class OpikServer:
         ):
             kind = parts[3]
             with self._changed:
-                if len(parts) == 5 and parts[4] == "batch":
+                if len(parts) == 5 and parts[4] == "feedback-scores" and method == "PUT":
+                    scores = self.trace_scores if kind == "traces" else self.span_scores
+                    scores.extend(body.get("scores", []))
+                    status = 204
+                elif len(parts) == 5 and parts[4] == "batch":
                     self._record(kind, body.get(kind, []))
                     status = 204
                 elif len(parts) == 4 and method == "POST":

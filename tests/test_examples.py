@@ -186,3 +186,14 @@ def test_secrets_example_stores_no_secret(tmp_path: Path) -> None:
     assert "REDACTED" in out
     assert '"max_tokens": 50' in out
     assert "weather in Oslo" in out
+
+
+def test_feedback_example_shows_a_line_per_score(tmp_path: Path) -> None:
+    """Scores given while running and one given later all show under their span or trace."""
+    lines = _example("feedback.py", tmp_path).stdout.splitlines()
+    assert "exported: True" in lines
+    title = next(i for i, line in enumerate(lines) if line.startswith("trace "))
+    assert lines[title + 1] == "score grounded = 1 (auto)"
+    assert lines[title + 2] == "score user_rating = 0: wanted Saturday hours"
+    retrieve = next(i for i, line in enumerate(lines) if "retrieve [tool]" in line)
+    assert lines[retrieve + 1].strip() == "score retrieval_hits = 2: 2 docs found"

@@ -324,3 +324,21 @@ def test_tracing_turned_off_creates_no_spans_and_on_again_does(tracekit_capture:
 def test_set_tracing_active_takes_a_bool_only() -> None:
     with pytest.raises(TypeError, match=r"set_tracing_active\('no'\): expected True or False"):
         tracekit.set_tracing_active("no")  # type: ignore[arg-type]
+
+
+def test_configure_enabled_false_turns_tracing_off_and_true_on(tracekit_capture: Capture) -> None:
+    @tracekit.track
+    def work() -> int:
+        return 1
+
+    tracekit.configure(exporter="none", enabled=False)
+    try:
+        assert tracekit.is_tracing_active() is False
+        assert work() == 1
+        assert tracekit_capture.spans == []
+    finally:
+        tracekit.configure(exporter="none", enabled=True)
+    assert work() == 1
+    assert [s.name for s in tracekit_capture.spans] == ["work"]
+    with pytest.raises(TypeError, match=r"configure\(enabled='off'\): expected True or False"):
+        tracekit.configure(enabled="off")  # type: ignore[arg-type]

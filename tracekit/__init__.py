@@ -8,6 +8,7 @@ file (see `tracekit.configure`).
 from tracekit import testing
 from tracekit._config import configure, flush, is_tracing_active, set_tracing_active, stats
 from tracekit._context import current_span
+from tracekit._feedback import FeedbackScore, log_feedback
 from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
 from tracekit._scopes import (
     TraceInfo,
@@ -22,6 +23,7 @@ from tracekit._threads import ThreadPoolExecutor, propagate
 from tracekit._track import track
 
 __all__ = [
+    "FeedbackScore",
     "LiteLLMNotSupported",
     "Span",
     "SpanType",
@@ -34,6 +36,7 @@ __all__ = [
     "flush",
     "instrument_litellm",
     "is_tracing_active",
+    "log_feedback",
     "propagate",
     "set_tracing_active",
     "span",

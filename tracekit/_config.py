@@ -192,6 +192,7 @@ def configure(
     max_collection_items: int = 1_000,
     max_depth: int = 20,
     max_span_bytes: int = 1_000_000,
+    enabled: bool = True,
 ) -> None:
     """Choose where spans go and how they are captured; replaces the previous setup.
 
@@ -205,7 +206,8 @@ def configure(
     `exit_timeout` bounds the whole flush at exit or SIGTERM; with
     `handle_sigterm`, tracekit flushes on SIGTERM when the application has no
     handler of its own. What the previous setup still held is flushed first,
-    waiting at most `exit_timeout` seconds.
+    waiting at most `exit_timeout` seconds. `enabled=False` turns tracing
+    off as `set_tracing_active(False)` does (that one keeps the setup).
     """
     if isinstance(exporter, str) or not isinstance(exporter, Exporter):
         _check_exporter_name(exporter)
@@ -225,6 +227,8 @@ def configure(
         )
     if not isinstance(handle_sigterm, bool):
         raise TypeError(f"configure(handle_sigterm={handle_sigterm!r}): expected True or False")
+    if not isinstance(enabled, bool):
+        raise TypeError(f"configure(enabled={enabled!r}): expected True or False")
     numbers = {
         "max_queue": max_queue,
         "batch_size": batch_size,
@@ -264,6 +268,7 @@ def configure(
     # "none" queues nothing: spans still reach tracekit.testing.capture().
     processor = None if name == "none" else BatchProcessor(make_exporter, options)
     _install(processor, name, float(exit_timeout))
+    _pipeline_module.enabled = enabled
     _shutdown.handle_sigterm(handle_sigterm and processor is not None)
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["error_text", "inert", "json_safe"]
+__all__ = ["error_text", "inert", "json_safe", "score_text"]
 
 # C0, DEL, C1, the bidi controls (reordering text), line and paragraph separators.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -56,6 +56,18 @@ def error_text(error_info: Any, limit: int = 500) -> str:
         kind = inert(error_info.get("exception_type", "error"), 100)
         return f"{kind}: {inert(error_info.get('message', ''), limit)}"
     return inert(error_info, limit)
+
+
+def score_text(score: Any, limit: int = 200) -> str:
+    """A feedback score as `score name = value (category): reason`, whatever the store held."""
+    value = getattr(score, "value", None)
+    number = f"{value:g}" if isinstance(value, float | int) else inert(value, 40)
+    text = f"score {inert(getattr(score, 'name', ''), 80)} = {number}"
+    if category := getattr(score, "category_name", None):
+        text += f" ({inert(category, 80)})"
+    if reason := getattr(score, "reason", None):
+        text += f": {inert(reason, limit)}"
+    return text
 
 
 def json_safe(document: str) -> str:

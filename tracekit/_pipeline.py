@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 from tracekit._log import log_once
 
 if TYPE_CHECKING:
+    from tracekit._feedback import LateFeedback
     from tracekit._span import Span
 
 __all__ = ["SpanProcessor", "add_processor", "emit", "enabled", "remove_processor"]
 
-SpanProcessor = Callable[["Span"], None]
+# Called with each finished span, and each score given with `log_feedback`.
+SpanProcessor = Callable[["Span | LateFeedback"], None]
 
 # False while tracing is turned off at run time (`set_tracing_active(False)`):
 # tracked calls check it first and create no span.
@@ -43,8 +45,8 @@ def remove_processor(processor: SpanProcessor) -> None:
         _processors = tuple(p for p in _processors if p != processor)
 
 
-def emit(span: Span) -> None:
-    """Hand a finished span to every processor; failures are logged once.
+def emit(span: Span | LateFeedback) -> None:
+    """Hand a finished span (or a late score) to every processor; failures are logged once.
 
     Spans that end while tracing is off (opened before it was turned off)
     go nowhere.

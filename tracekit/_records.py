@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tracekit._feedback import FeedbackScore, LateFeedback
 from tracekit._span import GivenError, Span, utc_datetime
 
-__all__ = ["Batch", "SpanRecord", "TraceRecord", "span_record", "trace_record"]
+__all__ = [
+    "Batch",
+    "FeedbackRecord",
+    "FeedbackScore",
+    "SpanRecord",
+    "TraceRecord",
+    "feedback_record",
+    "span_record",
+    "trace_record",
+]
 
 Safe = Callable[[Any], Any]
 
@@ -42,6 +52,8 @@ class _Record:
     project_name: str | None = None
     thread_id: str | None = None
     error_info: dict[str, str] | None = None
+    # Stored apart from the other fields (a score may arrive after the record).
+    feedback_scores: list[FeedbackScore] = field(default_factory=list)
 
     @property
     def start_time(self) -> datetime:
@@ -74,15 +86,34 @@ class TraceRecord(_Record):
     """One trace, derived from its root span when the root ends."""
 
 
+@dataclass(slots=True, kw_only=True)
+class FeedbackRecord:
+    """A score given to a span or trace after it was exported (`tracekit.log_feedback`)."""
+
+    trace_id: str
+    span_id: str | None  # None: the score is the trace's
+    name: str
+    value: float
+    reason: str | None = None
+    category_name: str | None = None
+    project_name: str | None = None
+    created_ns: int
+
+    @property
+    def score(self) -> FeedbackScore:
+        return FeedbackScore(self.name, self.value, self.reason, self.category_name)
+
+
 @dataclass(slots=True)
 class Batch:
     """What an exporter receives at once."""
 
     spans: list[SpanRecord] = field(default_factory=list)
     traces: list[TraceRecord] = field(default_factory=list)
+    feedback: list[FeedbackRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.spans) + len(self.traces)
+        return len(self.spans) + len(self.traces) + len(self.feedback)
 
 
 def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
@@ -111,6 +142,36 @@ def _texts(safe: Safe, values: Iterable[str] | None) -> list[str]:
     return [text for value in values or () if (text := _text(safe, value)) is not None]
 
 
+def _scores(safe: Safe, scores: Iterable[FeedbackScore]) -> list[FeedbackScore]:
+    """Scores with their texts scrubbed and bounded like every other value."""
+    return [
+        FeedbackScore(
+            _text(safe, score.name) or "",
+            score.value,
+            _text(safe, score.reason),
+            _text(safe, score.category_name),
+        )
+        for score in scores
+    ]
+
+
+def feedback_record(
+    late: LateFeedback, safe: Safe = _identity, project_name: str | None = None
+) -> FeedbackRecord:
+    """The record of a score given with `log_feedback`, filed under `project_name`."""
+    (score,) = _scores(safe, (late.score,))
+    return FeedbackRecord(
+        trace_id=late.trace_id,
+        span_id=late.span_id,
+        name=score.name,
+        value=score.value,
+        reason=score.reason,
+        category_name=score.category_name,
+        project_name=_text(safe, late.project_name or project_name),
+        created_ns=late.created_ns,
+    )
+
+
 def span_record(
     span: Span, safe: Safe = _identity, default_project: str | None = None
 ) -> SpanRecord:
@@ -137,6 +198,7 @@ def span_record(
         provider=_text(safe, span.provider),
         total_cost=span.total_cost,
         error_info=error_info,
+        feedback_scores=_scores(safe, span.feedback_scores),
     )
 
 
@@ -187,4 +249,5 @@ def trace_record(
         thread_id=_text(safe, updates.get("thread_id", root.thread_id)),
         # An error_info set by hand on the root is the span's; an exception is the trace's too.
         error_info=None if isinstance(root._exception, GivenError) else root_record.error_info,
+        feedback_scores=_scores(safe, updates.get("feedback_scores", ())),
     )

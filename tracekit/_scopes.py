@@ -9,6 +9,7 @@ from typing import Any
 
 from tracekit import _config
 from tracekit._context import ContextDefaults, active_span, context_defaults
+from tracekit._feedback import feedback_scores as checked_scores
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
 from tracekit._validate import mapping_copy, optional_str, span_type, str_tuple, type_name
@@ -175,6 +176,7 @@ def update_current_span(
     provider: str | None = None,
     total_cost: float | None = None,
     error_info: Mapping[str, Any] | None = None,
+    feedback_scores: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
     """Update the active span (see `Span.update`); with none active, log once and do nothing."""
     current = active_span.get()
@@ -196,6 +198,7 @@ def update_current_span(
         provider=provider,
         total_cost=total_cost,
         error_info=error_info,
+        feedback_scores=feedback_scores,
     )
 
 
@@ -207,11 +210,16 @@ def update_current_trace(
     metadata: Mapping[str, Any] | None = None,
     tags: Iterable[str] | None = None,
     thread_id: str | None = None,
+    feedback_scores: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
     """Set fields of the active trace; `metadata` merges, `tags` extend.
 
-    With no active span, log once and do nothing.
+    `feedback_scores` are added to the trace's (a same-named score is
+    replaced; see `Span.update`). With no active span, log once and do nothing.
     """
+    scores = (
+        None if feedback_scores is None else checked_scores(feedback_scores, "update_current_trace")
+    )
     current = active_span.get()
     if current is None:
         log_once(
@@ -227,6 +235,7 @@ def update_current_trace(
         metadata=dict(metadata) if metadata else None,
         tags=list(tags) if tags else None,
         thread_id=thread_id,
+        feedback_scores=scores or None,
     )
 
 

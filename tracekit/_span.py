@@ -9,7 +9,6 @@ on an exporter's thread.
 from __future__ import annotations
 
 import linecache
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from typing import Any, Literal, get_args
 
 from tracekit import _hooks
 from tracekit._context import context_defaults
+from tracekit._feedback import FeedbackScore, feedback_scores, finite_number
 from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
 
@@ -217,6 +217,20 @@ class GivenError:
         return dict(self.info)
 
 
+_checked_scores = feedback_scores  # the parameter of `Span.update` hides the function
+
+
+def _with_scores(
+    earlier: list[FeedbackScore] | None, added: list[FeedbackScore]
+) -> list[FeedbackScore]:
+    """`earlier` then `added`, a later score replacing an earlier one of the same name (Opik)."""
+    merged = {score.name: score for score in earlier or ()}
+    for score in added:
+        merged.pop(score.name, None)  # to the end: the order they were given
+        merged[score.name] = score
+    return list(merged.values())
+
+
 class Span:
     """One traced call or block. Read its fields; change them with `update()`.
 
@@ -227,6 +241,7 @@ class Span:
     __slots__ = (
         "_end_ns",
         "_exception",
+        "_feedback",
         "_foreign",
         "_id",
         "_id_int",
@@ -417,6 +432,7 @@ class Span:
         provider: str | None = None,
         total_cost: float | None = None,
         error_info: Mapping[str, Any] | None = None,
+        feedback_scores: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         """Set the given fields; `metadata` merges into and `tags` extend what is there.
 
@@ -426,9 +442,12 @@ class Span:
         the span was created with (set those with `update_trace`), as in Opik.
         `error_info` (`exception_type`, optional `message` and `traceback`)
         marks the span failed without an exception; one that leaves the call
-        later replaces it.
+        later replaces it. `feedback_scores` (dicts with `name`, `value`, and
+        optionally `reason`, `category_name`) are added; a score named like one
+        already there replaces it.
         """
         given_error = None if error_info is None else GivenError(error_info)
+        scores = None if feedback_scores is None else _checked_scores(feedback_scores, "update")
         if self._parent is None and not hasattr(self, "_trace_base"):
             self._trace_base = {
                 "name": self.name,
@@ -463,17 +482,15 @@ class Span:
             self.provider = provider
         if given_error is not None:
             self._exception = given_error
+        if scores:
+            self._feedback = _with_scores(getattr(self, "_feedback", None), scores)
         if total_cost is not None:
-            # A cost is a finite number a float holds: anything else is not one.
-            if isinstance(total_cost, bool) or not isinstance(total_cost, int | float):
-                raise TypeError(f"total_cost={total_cost!r}: expected a number")
-            try:
-                cost = float(total_cost)
-            except OverflowError:
-                cost = math.inf
-            if not math.isfinite(cost):
-                raise ValueError(f"total_cost={total_cost!r}: expected a finite number")
-            self.total_cost = cost
+            self.total_cost = finite_number(total_cost, "total_cost")
+
+    @property
+    def feedback_scores(self) -> list[FeedbackScore]:
+        """Scores given to this span while it ran (`update(feedback_scores=...)`)."""
+        return list(getattr(self, "_feedback", None) or ())
 
     def keep_return_for_trace(self, value: Any) -> None:
         """The call returned `value` while its span's output was set by hand.
@@ -502,6 +519,8 @@ class Span:
                 value = {**updates.get("metadata", {}), **value}
             elif key == "tags":
                 value = [*updates.get("tags", ()), *value]
+            elif key == "feedback_scores":
+                value = _with_scores(updates.get("feedback_scores"), value)
             updates[key] = value
         root._trace_updates = updates
 

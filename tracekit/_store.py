@@ -12,6 +12,7 @@ its -wal and -shm 0600, whatever the umask.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekit._log import logger
-from tracekit._records import Batch, SpanRecord, TraceRecord
+from tracekit._records import Batch, FeedbackRecord, FeedbackScore, SpanRecord, TraceRecord
 
 __all__ = [
     "APPLICATION_ID",
@@ -33,6 +34,7 @@ __all__ = [
     "connect",
     "iter_spans",
     "list_traces",
+    "load_scores",
     "load_spans",
     "load_trace",
     "resolve_trace_id",
@@ -55,21 +57,67 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX spans_by_trace ON spans (trace_id)",
         "CREATE INDEX traces_by_start ON traces (start_ns)",
     ),
+    # version 1 -> 2: feedback scores; span_id NULL is a score of the trace
+    (
+        """CREATE TABLE feedback_scores (
+            trace_id TEXT NOT NULL, span_id TEXT, name TEXT NOT NULL, value REAL NOT NULL,
+            reason TEXT, category_name TEXT, project_name TEXT, created_ns INTEGER NOT NULL)""",
+        # One score per name on a span or trace: a new one replaces it (as in Opik).
+        """CREATE UNIQUE INDEX feedback_scores_by_target
+            ON feedback_scores (trace_id, ifnull(span_id, ''), name)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks a file as ours in its header (`PRAGMA application_id`), so we never
 # write into another program's database. Not part of the schema version: an
 # older tracekit ignores it and keeps writing the same tables.
 APPLICATION_ID = int.from_bytes(b"TkTr", "big")
-_TABLES = frozenset({"spans", "traces"})
+_TABLES = frozenset({"spans", "traces"})  # what every version of the store has
 
-_SPAN_COLUMNS = (
-    "id, trace_id, parent_id, name, type, start_ns, end_ns, input, output, metadata, "
-    "tags, project_name, thread_id, usage, model, provider, total_cost, error_info"
-)
-_TRACE_COLUMNS = (
-    "id, name, project_name, thread_id, start_ns, end_ns, input, output, metadata, tags, error_info"
-)
+
+class _Table:
+    """How one record type is stored: a column per field, named like it.
+
+    Text and number fields are stored as they are; every other field as
+    JSON. Fields listed in `_STORED_APART` live in tables of their own. A
+    new record field thus needs only a migration adding its column (a test
+    checks that the migrated schema and the records agree).
+    """
+
+    def __init__(self, name: str, record: type[Any], stored_apart: frozenset[str]) -> None:
+        fields = [f for f in dataclasses.fields(record) if f.name not in stored_apart]
+        self.name = name
+        self.record = record
+        self.columns = tuple(f.name for f in fields)
+        self._json = tuple(f.type not in _PLAIN_TYPES for f in fields)
+        self._lists = tuple(f.default_factory is list for f in fields)
+        self.select = ", ".join(self.columns)
+        self.insert = (
+            f"INSERT OR REPLACE INTO {name} ({self.select})"
+            f" VALUES ({', '.join('?' * len(self.columns))})"
+        )
+
+    def row(self, record: Any) -> tuple[Any, ...]:
+        values = [getattr(record, column) for column in self.columns]
+        return tuple(
+            _encode(value) if is_json and value is not None else value
+            for value, is_json in zip(values, self._json, strict=True)
+        )
+
+    def record_of(self, row: Sequence[Any]) -> Any:
+        fields = {}
+        for column, value, is_json, is_list in zip(
+            self.columns, row, self._json, self._lists, strict=True
+        ):
+            if is_json and value is not None:
+                value = json.loads(value)
+            fields[column] = value if value is not None or not is_list else []
+        return self.record(**fields)
+
+
+# Field types stored as they are (the records' annotations, as text).
+_PLAIN_TYPES = frozenset({"str", "str | None", "int", "int | None", "float", "float | None"})
+_STORED_APART = frozenset({"feedback_scores"})  # in FEEDBACK, one row per score
 
 
 class StoreError(Exception):
@@ -223,51 +271,28 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError, create: bool) -> StoreEr
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else _encode(value)
+SPANS = _Table("spans", SpanRecord, _STORED_APART)
+TRACES = _Table("traces", TraceRecord, _STORED_APART)
+FEEDBACK = _Table("feedback_scores", FeedbackRecord, frozenset())
 
 
-def _json_tags(tags: list[str]) -> str:
-    return _encode(tags) if tags else "[]"
-
-
-def _span_row(span: SpanRecord) -> tuple[Any, ...]:
-    return (
-        span.id,
-        span.trace_id,
-        span.parent_id,
-        span.name,
-        span.type,
-        span.start_ns,
-        span.end_ns,
-        _json(span.input),
-        _json(span.output),
-        _json(span.metadata),
-        _json_tags(span.tags),
-        span.project_name,
-        span.thread_id,
-        _json(span.usage),
-        span.model,
-        span.provider,
-        span.total_cost,
-        _json(span.error_info),
-    )
-
-
-def _trace_row(trace: TraceRecord) -> tuple[Any, ...]:
-    return (
-        trace.id,
-        trace.name,
-        trace.project_name,
-        trace.thread_id,
-        trace.start_ns,
-        trace.end_ns,
-        _json(trace.input),
-        _json(trace.output),
-        _json(trace.metadata),
-        _json_tags(trace.tags),
-        _json(trace.error_info),
-    )
+def _score_rows(batch: Batch) -> list[tuple[Any, ...]]:
+    """Every score the batch carries: those given while spans ran, then the late ones."""
+    records = [
+        FeedbackRecord(
+            trace_id=record.trace_id if isinstance(record, SpanRecord) else record.id,
+            span_id=record.id if isinstance(record, SpanRecord) else None,
+            name=score.name,
+            value=score.value,
+            reason=score.reason,
+            category_name=score.category_name,
+            project_name=record.project_name,
+            created_ns=record.end_ns or record.start_ns,
+        )
+        for record in (*batch.spans, *batch.traces)
+        for score in record.feedback_scores
+    ]
+    return [FEEDBACK.row(record) for record in (*records, *batch.feedback)]
 
 
 def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
@@ -279,15 +304,11 @@ def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if batch.spans:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-                [_span_row(s) for s in batch.spans],
-            )
+            conn.executemany(SPANS.insert, [SPANS.row(s) for s in batch.spans])
         if batch.traces:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO traces ({_TRACE_COLUMNS}) VALUES ({', '.join('?' * 11)})",
-                [_trace_row(t) for t in batch.traces],
-            )
+            conn.executemany(TRACES.insert, [TRACES.row(t) for t in batch.traces])
+        if scores := _score_rows(batch):
+            conn.executemany(FEEDBACK.insert, scores)
         conn.execute("COMMIT")
     except BaseException as exc:
         _rollback(conn)
@@ -314,47 +335,32 @@ def _path_of(conn: sqlite3.Connection) -> str:
         return "(unknown path)"
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+ScoresByTarget = dict[tuple[str, str | None], list[FeedbackScore]]
 
 
-def _span_from_row(row: Sequence[Any]) -> SpanRecord:
-    return SpanRecord(
-        id=row[0],
-        trace_id=row[1],
-        parent_id=row[2],
-        name=row[3],
-        type=row[4],
-        start_ns=row[5],
-        end_ns=row[6],
-        input=_loads(row[7]),
-        output=_loads(row[8]),
-        metadata=_loads(row[9]),
-        tags=_loads(row[10]) or [],
-        project_name=row[11],
-        thread_id=row[12],
-        usage=_loads(row[13]),
-        model=row[14],
-        provider=row[15],
-        total_cost=row[16],
-        error_info=_loads(row[17]),
+def load_scores(conn: sqlite3.Connection, trace_id: str | None = None) -> ScoresByTarget:
+    """Scores by (trace id, span id; None for the trace's own), oldest first.
+
+    Only `trace_id`'s when given. A store written before scores existed
+    (schema 1, read without upgrading) has none.
+    """
+    if (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FEEDBACK.name,)
+        ).fetchone()
+        is None
+    ):
+        return {}
+    rows = conn.execute(
+        f"SELECT {FEEDBACK.select} FROM {FEEDBACK.name}"
+        " WHERE :trace_id IS NULL OR trace_id = :trace_id ORDER BY created_ns",
+        {"trace_id": trace_id},
     )
-
-
-def _trace_from_row(row: Sequence[Any]) -> TraceRecord:
-    return TraceRecord(
-        id=row[0],
-        name=row[1],
-        project_name=row[2],
-        thread_id=row[3],
-        start_ns=row[4],
-        end_ns=row[5],
-        input=_loads(row[6]),
-        output=_loads(row[7]),
-        metadata=_loads(row[8]),
-        tags=_loads(row[9]) or [],
-        error_info=_loads(row[10]),
-    )
+    scores: ScoresByTarget = {}
+    for row in rows:
+        record: FeedbackRecord = FEEDBACK.record_of(row)
+        scores.setdefault((record.trace_id, record.span_id), []).append(record.score)
+    return scores
 
 
 class TraceSummary:
@@ -386,7 +392,7 @@ def list_traces(
 ) -> list[TraceSummary]:
     """The most recent traces first, with span, error, token and cost totals."""
     query = f"""
-        SELECT {", ".join("t." + c.strip() for c in _TRACE_COLUMNS.split(","))},
+        SELECT {", ".join("t." + column for column in TRACES.columns)},
                COUNT(s.id),
                COUNT(s.error_info),
                SUM(json_extract(s.usage, '$.total_tokens')),
@@ -401,10 +407,8 @@ def list_traces(
     rows = conn.execute(
         query, {"project": project, "errors_only": errors_only, "limit": limit}
     ).fetchall()
-    return [
-        TraceSummary(_trace_from_row(row[:11]), row[11], row[12] or 0, row[13], row[14])
-        for row in rows
-    ]
+    width = len(TRACES.columns)
+    return [TraceSummary(TRACES.record_of(row[:width]), *row[width:]) for row in rows]
 
 
 def resolve_trace_id(conn: sqlite3.Connection, trace_id: str) -> str:
@@ -429,26 +433,37 @@ def resolve_trace_id(conn: sqlite3.Connection, trace_id: str) -> str:
 
 def load_trace(conn: sqlite3.Connection, trace_id: str) -> TraceRecord | None:
     """The trace record, or None when its root never ended (its spans may still exist)."""
-    row = conn.execute(f"SELECT {_TRACE_COLUMNS} FROM traces WHERE id = ?", (trace_id,)).fetchone()
-    return None if row is None else _trace_from_row(row)
+    row = conn.execute(f"SELECT {TRACES.select} FROM traces WHERE id = ?", (trace_id,)).fetchone()
+    if row is None:
+        return None
+    trace: TraceRecord = TRACES.record_of(row)
+    trace.feedback_scores = load_scores(conn, trace_id).get((trace_id, None), [])
+    return trace
 
 
 def load_spans(conn: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
-    """The trace's spans in start order."""
+    """The trace's spans in start order, each with its scores."""
     rows = conn.execute(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns",
+        f"SELECT {SPANS.select} FROM spans WHERE trace_id = ? ORDER BY start_ns",
         (trace_id,),
     ).fetchall()
-    return [_span_from_row(row) for row in rows]
+    spans: list[SpanRecord] = [SPANS.record_of(row) for row in rows]
+    scores = load_scores(conn, trace_id)
+    for span in spans:
+        span.feedback_scores = scores.get((trace_id, span.id), [])
+    return spans
 
 
 def iter_spans(conn: sqlite3.Connection, since: datetime | None = None) -> Iterator[SpanRecord]:
-    """Every span, oldest first, optionally only those started at or after `since`."""
-    query = f"SELECT {_SPAN_COLUMNS} FROM spans"
+    """Every span, oldest first, with its scores; only those started at or after `since`."""
+    scores = load_scores(conn)
+    query = f"SELECT {SPANS.select} FROM spans"
     params: tuple[Any, ...] = ()
     if since is not None:
         query += " WHERE start_ns >= ?"
         params = (min(round(since.timestamp() * 1e9), 2**63 - 1),)  # SQLite ints are 64-bit
     with closing(conn.execute(query + " ORDER BY start_ns", params)) as cursor:
         for row in cursor:
-            yield _span_from_row(row)
+            span: SpanRecord = SPANS.record_of(row)
+            span.feedback_scores = scores.get((span.trace_id, span.id), [])
+            yield span

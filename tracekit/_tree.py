@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from tracekit._display import error_text, inert
+from tracekit._display import error_text, inert, score_text
 from tracekit._records import SpanRecord
 
 __all__ = ["MAX_TEXT_DEPTH", "render_tree", "walk"]
@@ -61,6 +61,8 @@ def _label(span: SpanRecord) -> str:
         label += f" ERROR {error_text(span.error_info)}"
     if isinstance(span.metadata, dict) and span.metadata.get("generator_completed") is False:
         label += " (not completed)"
+    for score in span.feedback_scores:
+        label += f" [{score_text(score, 80)}]"
     return label
 
 

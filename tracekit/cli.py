@@ -38,7 +38,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from tracekit import _store
-from tracekit._display import error_text, inert, json_safe
+from tracekit._display import error_text, inert, json_safe, score_text
 from tracekit._records import SpanRecord, TraceRecord
 from tracekit._tree import walk
 
@@ -178,7 +178,14 @@ def _span_label(span: SpanRecord, start: datetime, total_ms: float, depth: int |
         label.append(" (not completed)", style="yellow")
     if span.error_info:
         label.append(f" {error_text(span.error_info)}", style="bold red")
+    _append_scores(label, span.feedback_scores)
     return label
+
+
+def _append_scores(label: Text, scores: Sequence[Any]) -> None:
+    """One line per feedback score under `label`."""
+    for score in scores:
+        label.append("\n" + score_text(score), style="green")
 
 
 def _record_json(record: SpanRecord | TraceRecord) -> dict[str, Any]:
@@ -223,8 +230,12 @@ def cmd_show(conn: sqlite3.Connection, args: argparse.Namespace, console: Consol
             title.append(f"  project={inert(trace.project_name, 80)}", style="dim")
         if trace.thread_id:
             title.append(f"  thread={inert(trace.thread_id, 80)}", style="dim")
+        _append_scores(title, trace.feedback_scores)
     else:
         title.append("  (root span never ended)", style="yellow")
+        with _reading(f"cannot read trace {inert(trace_id, 60)}"):
+            late = _store.load_scores(conn, trace_id).get((trace_id, None), [])
+        _append_scores(title, late)
     tree = Tree(title)
     # Guides take 4 columns a level: deeper spans are drawn flat, labelled with their depth.
     max_level = max(MIN_DRAWN_LEVELS, (console.width - LABEL_WIDTH) // 4)
@@ -257,8 +268,15 @@ def cmd_export(conn: sqlite3.Connection, args: argparse.Namespace, console: Cons
     since = _parse_since(args.since)
     out = sys.stdout
     with _reading("cannot export the spans"):
+        trace_scores = _store.load_scores(conn)
         for span in _store.iter_spans(conn, since):
-            out.write(_dumps(_record_json(_checked(span))) + "\n")
+            line = _record_json(_checked(span))
+            if span.parent_id is None:  # a root span carries its trace's scores too
+                line["trace_feedback_scores"] = [
+                    dataclasses.asdict(score)
+                    for score in trace_scores.get((span.trace_id, None), [])
+                ]
+            out.write(_dumps(line) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:

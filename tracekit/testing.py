@@ -12,12 +12,19 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+from tracekit._feedback import LateFeedback
 from tracekit._pipeline import add_processor, remove_processor
-from tracekit._records import TraceRecord, span_record, trace_record
+from tracekit._records import (
+    FeedbackRecord,
+    TraceRecord,
+    feedback_record,
+    span_record,
+    trace_record,
+)
 from tracekit._span import Span
 from tracekit._tree import render_tree
 
-__all__ = ["Capture", "TraceRecord", "capture"]
+__all__ = ["Capture", "FeedbackRecord", "TraceRecord", "capture"]
 
 
 class Capture:
@@ -25,11 +32,15 @@ class Capture:
 
     def __init__(self) -> None:
         self._spans: list[Span] = []
+        self._feedback: list[LateFeedback] = []
         self._lock = threading.Lock()
 
-    def _record(self, span: Span) -> None:
+    def _record(self, item: Span | LateFeedback) -> None:
         with self._lock:
-            self._spans.append(span)
+            if isinstance(item, Span):
+                self._spans.append(item)
+            else:
+                self._feedback.append(item)
 
     @property
     def spans(self) -> list[Span]:
@@ -41,6 +52,15 @@ class Capture:
     def traces(self) -> list[TraceRecord]:
         """The traces whose root span ended, in the order they ended."""
         return [trace_record(s) for s in self.spans if s.is_root]
+
+    @property
+    def feedback(self) -> list[FeedbackRecord]:
+        """Scores given with `tracekit.log_feedback`, in the order they were given.
+
+        (Scores given with `update_current_span/trace` are on the span or trace.)
+        """
+        with self._lock:
+            return [feedback_record(late) for late in self._feedback]
 
     def named(self, name: str) -> Span:
         """The one finished span called `name`; fails when there is none or several."""
@@ -59,6 +79,7 @@ class Capture:
         """Forget what was captured so far."""
         with self._lock:
             self._spans.clear()
+            self._feedback.clear()
 
     def __enter__(self) -> Capture:
         add_processor(self._record)

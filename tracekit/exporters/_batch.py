@@ -28,14 +28,23 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import sleep
 
 from tracekit._capture import Limits, Redactor, SafeConverter, json_safe_converter
+from tracekit._feedback import LateFeedback
 from tracekit._log import log_once, logger
-from tracekit._records import Batch, SpanRecord, TraceRecord, span_record, trace_record
+from tracekit._records import (
+    Batch,
+    FeedbackRecord,
+    SpanRecord,
+    TraceRecord,
+    feedback_record,
+    span_record,
+    trace_record,
+)
 from tracekit._span import Span
 from tracekit.exporters._base import Exporter
 
@@ -76,6 +85,13 @@ STUCK_CHECK_SECONDS = 0.5
 
 # What a record costs beyond its captured values (ids, times, names, objects).
 RECORD_OVERHEAD_BYTES = 400
+
+# Traces recorded in a project of their own, remembered so that a score given
+# later with `log_feedback` is filed in that project (Opik files scores by project).
+REMEMBERED_TRACE_PROJECTS = 10_000
+
+# What the queue holds: finished spans, scores given later, flush markers.
+_Item = Span | LateFeedback
 
 
 @dataclass(frozen=True)
@@ -121,14 +137,21 @@ class _FlushRequest:
 
 
 class _Converted:
-    """One span's records, ready to deliver, and roughly how many bytes they hold."""
+    """One span's records (or one late score), ready to deliver, and about how many bytes."""
 
-    __slots__ = ("nbytes", "span", "trace")
+    __slots__ = ("feedback", "nbytes", "span", "trace")
 
-    def __init__(self, span: SpanRecord, trace: TraceRecord | None, nbytes: int) -> None:
+    def __init__(
+        self,
+        span: SpanRecord | None,
+        trace: TraceRecord | None,
+        nbytes: int,
+        feedback: FeedbackRecord | None = None,
+    ) -> None:
         self.span = span
         self.trace = trace
         self.nbytes = nbytes
+        self.feedback = feedback
 
 
 class _BurstLog:
@@ -157,9 +180,12 @@ class _BurstLog:
 def _batch_of(items: list[_Converted]) -> Batch:
     batch = Batch()
     for item in items:
-        batch.spans.append(item.span)
+        if item.span is not None:
+            batch.spans.append(item.span)
         if item.trace is not None:
             batch.traces.append(item.trace)
+        if item.feedback is not None:
+            batch.feedback.append(item.feedback)
     return batch
 
 
@@ -185,20 +211,21 @@ class BatchProcessor:
         # Re-entrant: a SIGTERM handler may flush while the main thread is
         # inside a counted section.
         self._lock = threading.RLock()
-        self._queue: deque[Span | _FlushRequest] = deque()
+        self._queue: deque[_Item | _FlushRequest] = deque()
         self._markers_queued = 0
         self._wake = threading.Event()  # the delivery thread: spans wait
         self._hurry = threading.Event()  # the conversion thread: big values wait
         self._convert_lock = threading.Lock()  # one converter at a time: order is kept
         # The chunk being converted, by whom, and since when its current span:
         # a watchdog for values whose conversion hangs (see _rescue_if_stuck).
-        self._chunk: list[Span | _FlushRequest] | None = None
+        self._chunk: list[_Item | _FlushRequest] | None = None
         self._chunk_ready: list[_Converted | _FlushRequest | None] = []
         self._chunk_owner = 0
         self._chunk_position = 0
         self._chunk_clock = 0.0
         self._abandoned_threads: set[int] = set()
         self._outbox: deque[_Converted | _FlushRequest] = deque()
+        self._trace_projects: OrderedDict[str, str] = OrderedDict()  # trace id -> its project
         self._exporter: Exporter | None = None
         self._converter: threading.Thread | None = None
         self._deliverer: threading.Thread | None = None
@@ -230,8 +257,8 @@ class BatchProcessor:
 
     # -- the traced program's side -------------------------------------------
 
-    def __call__(self, span: Span) -> None:
-        """Queue a finished span. Never blocks: a full queue drops and counts it."""
+    def __call__(self, span: _Item) -> None:
+        """Queue a finished span (or late score). Never blocks: a full queue drops and counts it."""
         queue = self._queue
         waiting = len(queue) + 1
         if self._closing or waiting > self._queue_limit:
@@ -393,7 +420,7 @@ class BatchProcessor:
                 except BaseException:  # never let the thread die
                     logger.exception("tracekit: export thread error")
 
-    def _take(self) -> list[Span | _FlushRequest]:
+    def _take(self) -> list[_Item | _FlushRequest]:
         with self._lock:
             if self._abandoned:
                 return []
@@ -502,20 +529,35 @@ class BatchProcessor:
             self._check_every = CONVERT_EVERY
 
     def _convert(
-        self, item: Span | _FlushRequest, safe: SafeConverter
+        self, item: _Item | _FlushRequest, safe: SafeConverter
     ) -> _Converted | _FlushRequest | None:
         """The span's records (None when it cannot be described), or the marker as is."""
         if type(item) is _FlushRequest:
             return item
-        assert isinstance(item, Span)
         options = self._options
         try:
+            if type(item) is LateFeedback:
+                project = self._trace_projects.get(item.trace_id, options.project_name)
+                late = feedback_record(item, safe, project)
+                return _Converted(None, None, safe.take_size() + RECORD_OVERHEAD_BYTES, late)
+            assert isinstance(item, Span)
             record = span_record(item, safe, options.project_name)
-            trace = trace_record(item, safe, options.project_name, record) if item.is_root else None
+            trace = None
+            if item.is_root:
+                trace = trace_record(item, safe, options.project_name, record)
+                if item.project_name is not None:
+                    self._remember_project(trace)
         except Exception:  # a span that cannot be described is counted, not fatal
             safe.take_size()
             return None
         return _Converted(record, trace, safe.take_size() + RECORD_OVERHEAD_BYTES)
+
+    def _remember_project(self, trace: TraceRecord) -> None:
+        projects = self._trace_projects
+        if trace.project_name is not None:
+            projects[trace.id] = trace.project_name
+            if len(projects) > REMEMBERED_TRACE_PROJECTS:
+                projects.popitem(last=False)
 
     def _to_outbox(self, ready: list[_Converted | _FlushRequest | None]) -> None:
         full = unconvertible = 0

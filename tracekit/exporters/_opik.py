@@ -3,15 +3,16 @@
 The settings (URL, workspace, API key, TLS, compression, default project)
 are those of the opik SDK's cached client — the one LiteLLM's Opik callback
 logs through — and requests go through the SDK's own HTTP client class, to
-the REST endpoints `v1/private/{spans,traces}/batch`. But tracekit owns its
+the REST endpoints `v1/private/{spans,traces}/batch` (and `/feedback-scores`
+for scores, as `@opik.track` sends them). But tracekit owns its
 HTTP client: the opik SDK closes its clients in its `atexit` hook, which
 may run before tracekit's last flush, and tracekit must still deliver then.
 Records are already JSON-safe, so they are sent as plain JSON (the SDK's
 pydantic models cost ~300 µs a span to build and encode).
 
-Within a batch, spans go before traces: if the server stops answering half
-way, Opik may show spans without their trace record, never a trace with
-none of its spans.
+Within a batch, spans go before traces, and scores last: if the server
+stops answering half way, Opik may show spans without their trace record,
+never a trace with none of its spans, nor a score of a span it never got.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from opik import httpx_client
 from opik.api_objects import opik_client
 
 from tracekit import _shutdown
-from tracekit._records import Batch, SpanRecord, TraceRecord
+from tracekit._records import Batch, FeedbackScore, SpanRecord, TraceRecord
 
 __all__ = ["OpikExporter"]
 
@@ -82,6 +83,8 @@ class OpikExporter:
         )
         self._spans_url = urljoin(base, "v1/private/spans/batch")
         self._traces_url = urljoin(base, "v1/private/traces/batch")
+        self._span_scores_url = urljoin(base, "v1/private/spans/feedback-scores")
+        self._trace_scores_url = urljoin(base, "v1/private/traces/feedback-scores")
         self._timeout = httpx.Timeout(request_timeout)
 
     def _trace(self, trace: TraceRecord) -> dict[str, Any]:
@@ -124,21 +127,61 @@ class OpikExporter:
             }
         )
 
-    def _post(self, url: str, key: str, items: list[dict[str, Any]]) -> None:
+    def _score(
+        self, target_id: str, project_name: str | None, score: FeedbackScore
+    ) -> dict[str, Any]:
+        return _without_nones(
+            {
+                "id": target_id,
+                "project_name": project_name or self._default_project,
+                "name": score.name,
+                "value": score.value,
+                "reason": score.reason,
+                "category_name": score.category_name,
+                "source": "sdk",
+            }
+        )
+
+    def _scores(self, batch: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The scores the batch carries, for spans and for traces."""
+        of_spans = [
+            self._score(span.id, span.project_name, score)
+            for span in batch.spans
+            for score in span.feedback_scores
+        ]
+        of_traces = [
+            self._score(trace.id, trace.project_name, score)
+            for trace in batch.traces
+            for score in trace.feedback_scores
+        ]
+        for late in batch.feedback:
+            target = of_traces if late.span_id is None else of_spans
+            target.append(self._score(late.span_id or late.trace_id, late.project_name, late.score))
+        return of_spans, of_traces
+
+    def _send(self, method: str, url: str, key: str, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), MAX_PER_REQUEST):
-            response = self._http.post(
-                url, json={key: items[start : start + MAX_PER_REQUEST]}, timeout=self._timeout
+            response = self._http.request(
+                method,
+                url,
+                json={key: items[start : start + MAX_PER_REQUEST]},
+                timeout=self._timeout,
             )
             status = response.status_code
             if not 200 <= status < 300:
                 kind = OpikRejectedContent if status in (400, 413, 422) else OpikRejected
-                raise kind(f"Opik answered {status} to POST {url}: {response.text[:200]}")
+                raise kind(f"Opik answered {status} to {method} {url}: {response.text[:200]}")
 
     def export(self, batch: Batch) -> None:
         if batch.spans:
-            self._post(self._spans_url, "spans", [self._span(s) for s in batch.spans])
+            self._send("POST", self._spans_url, "spans", [self._span(s) for s in batch.spans])
         if batch.traces:
-            self._post(self._traces_url, "traces", [self._trace(t) for t in batch.traces])
+            self._send("POST", self._traces_url, "traces", [self._trace(t) for t in batch.traces])
+        of_spans, of_traces = self._scores(batch)
+        if of_spans:
+            self._send("PUT", self._span_scores_url, "scores", of_spans)
+        if of_traces:
+            self._send("PUT", self._trace_scores_url, "scores", of_traces)
 
     def flush(self, timeout: float) -> bool:
         return True

@@ -1,0 +1,162 @@
+"""Feedback scores: a named number (with an optional reason) on a span or a trace.
+
+Scores come two ways. While a span runs, `update_current_span(feedback_scores=
+[...])` / `update_current_trace(...)` keep them on the span and they leave with
+it. Later, usually in another request once a user has rated the answer,
+`log_feedback(trace_id, ...)` sends one on its own through the same export
+pipeline, behind every span already produced (so a trace is written before
+its late scores). As in Opik, a score with the same name on the same span or
+trace replaces the earlier one.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from time import time_ns
+from typing import Any
+
+from tracekit._pipeline import emit
+
+__all__ = ["FeedbackScore", "LateFeedback", "feedback_scores", "finite_number", "log_feedback"]
+
+_KEYS = ("name", "value", "reason", "category_name")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackScore:
+    """One score: `name`, a finite `value`, and optionally `reason` and `category_name`."""
+
+    name: str
+    value: float
+    reason: str | None = None
+    category_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LateFeedback:
+    """A score for a span or trace that may have ended long ago (`log_feedback`)."""
+
+    trace_id: str
+    span_id: str | None
+    score: FeedbackScore
+    project_name: str | None
+    created_ns: int
+
+    @property
+    def name(self) -> str:  # what export logs name an item by
+        return self.score.name
+
+
+def finite_number(value: Any, label: str) -> float:
+    """`value` as a float; anything but a finite int or float raises, naming `label`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{label}={value!r}: expected a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too big for a float is not a finite float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{label}={value!r}: expected a finite number")
+    return number
+
+
+def _optional_text(value: Any, key: str, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{where}: {key}={value!r}: expected a str or None")
+    return value
+
+
+def score(
+    name: Any,
+    value: Any,
+    reason: Any = None,
+    category_name: Any = None,
+    where: str = "feedback score",
+) -> FeedbackScore:
+    """A checked `FeedbackScore`; a bad field raises naming it and what is accepted."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}: name={name!r}: expected a non-empty str")
+    return FeedbackScore(
+        name,
+        finite_number(value, f"{where}: value"),
+        _optional_text(reason, "reason", where),
+        _optional_text(category_name, "category_name", where),
+    )
+
+
+def feedback_scores(given: Iterable[Mapping[str, Any]], where: str) -> list[FeedbackScore]:
+    """The scores of a `feedback_scores=[{"name": ..., "value": ...}, ...]` argument, checked.
+
+    Each item is a mapping with `name` and `value`, and optionally `reason`
+    and `category_name` (Opik's `FeedbackScoreDict`, less the id that tracekit
+    fills in). Anything else raises, naming the item and the accepted keys.
+    """
+    if isinstance(given, Mapping | str | bytes) or not isinstance(given, Iterable):
+        raise TypeError(
+            f"{where}(feedback_scores={given!r}): expected a list of dicts with "
+            f"keys {', '.join(_KEYS)}"
+        )
+    checked = []
+    for item in given:
+        if not isinstance(item, Mapping):
+            raise TypeError(
+                f"{where}(feedback_scores=[..., {item!r}, ...]): each score is a dict with "
+                f"keys {', '.join(_KEYS)}"
+            )
+        unknown = sorted(str(key) for key in item if key not in _KEYS)
+        if unknown:
+            raise TypeError(
+                f"{where}(feedback_scores=...): unknown key(s) {', '.join(unknown)} in "
+                f"{item!r}; accepted: {', '.join(_KEYS)}"
+            )
+        if "name" not in item or "value" not in item:
+            raise TypeError(f"{where}(feedback_scores=...): {item!r} needs both name and value")
+        checked.append(score(where=f"{where}(feedback_scores=...)", **item))
+    return checked
+
+
+def _uuid_text(value: Any, argument: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"log_feedback({argument}={value!r}): expected an id string")
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(
+            f"log_feedback({argument}={value!r}): not a span or trace id (a UUID string)"
+        ) from None
+    return value.lower()
+
+
+def log_feedback(
+    trace_id: str,
+    name: str,
+    value: float,
+    reason: str | None = None,
+    span_id: str | None = None,
+    *,
+    category_name: str | None = None,
+    project_name: str | None = None,
+) -> None:
+    """Score a trace (or, with `span_id`, one of its spans), now or long after it ended.
+
+    The score is exported like a span, behind everything produced before
+    it; one with the same `name` replaces the earlier score. `project_name`
+    defaults to the project the trace was recorded in, when this process
+    recorded it recently, else the configured project (Opik files scores
+    by project). Bad arguments raise `TypeError`/`ValueError`.
+    """
+    checked = score(name, value, reason, category_name, where="log_feedback(...)")
+    if project_name is not None and not isinstance(project_name, str):
+        raise TypeError(f"log_feedback(project_name={project_name!r}): expected a str or None")
+    emit(
+        LateFeedback(
+            trace_id=_uuid_text(trace_id, "trace_id"),
+            span_id=None if span_id is None else _uuid_text(span_id, "span_id"),
+            score=checked,
+            project_name=project_name,
+            created_ns=time_ns(),
+        )
+    )
