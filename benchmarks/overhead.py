@@ -5,8 +5,10 @@ Run: `make bench` (or `.venv/bin/python benchmarks/overhead.py [--rounds N]`).
 Every case is timed in each of several interleaved rounds and the table shows
 medians, so a noisy moment hurts every case alike. "Overhead" is the case's
 time minus the untraced baseline's; "x floor" divides it by the floor's
-overhead: a bare ContextVar set/restore around the same call, the least any
-context-propagating tracer can do. Peers run in the same process and rounds:
+overhead (a bare ContextVar set/restore around the same call, the least any
+context-propagating tracer can do) measured in the same round, and shows the
+median of those per-round ratios: a machine whose speed drifts between
+rounds moves both sides of a ratio alike. Peers run in the same process and rounds:
 `@opik.track` exporting to a local HTTP sink, and an OpenTelemetry SDK span
 with an in-memory exporter.
 """
@@ -232,7 +234,8 @@ CASES: dict[str, tuple[Timer, int]] = {
 }
 
 
-def measure(rounds: int) -> dict[str, float]:
+def measure(rounds: int) -> list[dict[str, float]]:
+    """Each round's time per operation of every case, in µs."""
     samples: dict[str, list[float]] = {name: [] for name in CASES}
     for timer, n in CASES.values():  # warm up
         timer(max(1, n // 10))
@@ -241,7 +244,7 @@ def measure(rounds: int) -> dict[str, float]:
         for name, (timer, n) in CASES.items():
             samples[name].append(timer(n))
             _otel_exporter.clear()
-    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+    return [{name: values[r] * 1e6 for name, values in samples.items()} for r in range(rounds)]
 
 
 def opik_cpu_per_span(calls: int = 300) -> float:
@@ -261,7 +264,25 @@ def tracekit_cpu_per_span(calls: int = 20_000) -> float:
     return (time.process_time() - start) / calls * 1e6
 
 
-def report(us: dict[str, float]) -> list[tuple[str, float, float | None, float | None]]:
+def report(rounds: list[dict[str, float]]) -> list[tuple[str, float, float | None, float | None]]:
+    """Per row: median overhead, median untraced time, median of the per-round x floor."""
+    per_round = [_rows(us) for us in rounds]
+    table = []
+    for index, (label, _, plain, _) in enumerate(per_round[0]):
+        column = [rows[index] for rows in per_round]
+        ratios = [row[3] for row in column if row[3] is not None]
+        table.append(
+            (
+                label,
+                statistics.median(row[1] for row in column),
+                None if plain is None else statistics.median(row[2] or 0.0 for row in column),
+                statistics.median(ratios) if ratios else None,
+            )
+        )
+    return table
+
+
+def _rows(us: dict[str, float]) -> list[tuple[str, float, float | None, float | None]]:
     floor_overhead = us["floor (ContextVar set/restore)"] - us["plain call"]
 
     def per_item(kind: str, tracer: str) -> float:

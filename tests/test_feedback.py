@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,9 +306,14 @@ def test_scores_round_trip_through_sqlite_and_the_cli(db: Path) -> None:
     document = json.loads(_cli(db, "show", "last", "--json").stdout)
     assert [s["name"] for s in document["trace"]["feedback_scores"]] == ["thumbs", "grounded"]
     spans = {s["name"]: s for s in document["spans"]}
-    assert spans["search"]["feedback_scores"] == [
-        {"name": "precision", "value": 0.25, "reason": "2 of 8 relevant", "category_name": None}
-    ]
+    (precision,) = spans["search"]["feedback_scores"]
+    assert precision.pop("given_time").startswith(str(datetime.now(UTC).year))
+    assert precision == {
+        "name": "precision",
+        "value": 0.25,
+        "reason": "2 of 8 relevant",
+        "category_name": None,
+    }
 
     exported = [json.loads(line) for line in _cli(db, "export").stdout.splitlines()]
     by_name = {line["name"]: line for line in exported}
@@ -375,3 +381,75 @@ def test_secrets_in_a_reason_never_reach_the_store(db: Path) -> None:
     raw = b"".join(p.read_bytes() for p in db.parent.glob("traces.db*"))
     assert b"hunter2-very-secret" not in raw
     assert b"sk-abcdefghijklmnopqrstuvwx0123" not in raw
+
+
+# -- found by attacking it ---------------------------------------------------------------
+
+
+def test_a_span_over_its_byte_budget_keeps_its_project_names_and_score_names(db: Path) -> None:
+    """The budget cuts bulky values; what files a record (project, names, tags) stays whole."""
+    tracekit.configure(exporter="sqlite", db_path=db, flush_interval=0.01, max_span_bytes=2048)
+
+    @tracekit.track(project_name="proj", tags=["t1"])
+    def big_root(docs: list[str]) -> str:
+        tracekit.update_current_trace(
+            thread_id="th-1", feedback_scores=[{"name": "grounded", "value": 1}]
+        )
+        tracekit.update_current_span(feedback_scores=[{"name": "relevance", "value": 0.5}])
+        return "ok"
+
+    with tracekit.testing.capture() as captured:
+        big_root(["y" * 900] * 20)
+    root = captured.named("big_root")
+    assert tracekit.flush(10)
+    conn = _store.connect(db, create=False)
+    trace = _store.load_trace(conn, root.trace_id)
+    assert trace is not None
+    (span,) = _store.load_spans(conn, root.trace_id)
+    assert "budget" in json.dumps(span.input)  # the bulky value was cut
+    for record in (trace, span):
+        assert (record.name, record.project_name, record.tags) == ("big_root", "proj", ["t1"])
+    assert trace.thread_id == "th-1"
+    assert [s.name for s in trace.feedback_scores] == ["grounded"]
+    assert [s.name for s in span.feedback_scores] == ["relevance"]
+
+
+def test_a_score_given_later_wins_even_when_the_earlier_one_is_written_after_it(
+    db: Path,
+) -> None:
+    """A trace's own scores are written when it ends; a late score given after them stays."""
+    with tracekit.span("root") as root:
+        tracekit.update_current_trace(feedback_scores=[{"name": "x", "value": 1}])
+        tracekit.log_feedback(root.trace_id, "x", 2)
+        assert tracekit.flush(10)  # the late score is stored before the trace ends
+    assert tracekit.flush(10)
+    conn = _store.connect(db, create=False)
+    trace = _store.load_trace(conn, root.trace_id)
+    assert trace is not None
+    assert [(s.name, s.value) for s in trace.feedback_scores] == [("x", 2.0)]
+
+
+@pytest.mark.parametrize("form", ["{%s}", "urn:uuid:%s", "upper"])
+def test_log_feedback_stores_any_uuid_form_under_the_recorded_id(db: Path, form: str) -> None:
+    with tracekit.span("s") as s:
+        pass
+    given = s.trace_id.upper() if form == "upper" else form % s.trace_id
+    tracekit.log_feedback(given, "n", 1)
+    assert tracekit.flush(10)
+    trace = _store.load_trace(_store.connect(db, create=False), s.trace_id)
+    assert trace is not None
+    assert [score.name for score in trace.feedback_scores] == ["n"]
+
+
+def test_an_opik_style_id_key_is_accepted_and_the_score_goes_to_the_current_span(
+    tracekit_capture: Capture,
+) -> None:
+    with tracekit.span("s") as s:
+        tracekit.update_current_span(feedback_scores=[{"id": "elsewhere", "name": "n", "value": 1}])
+    assert s.feedback_scores == [FeedbackScore("n", 1.0)]
+
+
+def test_bad_span_scores_raise_with_no_active_span_too() -> None:
+    """As update_current_trace does: a bad score is a bug in the caller, span or not."""
+    with pytest.raises(ValueError, match="expected a finite number"):
+        tracekit.update_current_span(feedback_scores=[{"name": "n", "value": float("nan")}])

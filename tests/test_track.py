@@ -468,3 +468,39 @@ def test_update_names_a_value_of_the_wrong_type(tracekit_capture: Capture) -> No
             tracekit.update_current_span(usage=[1, 2])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match=r"metadata=\[1\]: expected a mapping"):
             tracekit.update_current_span(metadata=[1])  # type: ignore[arg-type]
+
+
+@tracekit.track
+def module_level_tracked(x: int, y: int = 2) -> int:
+    """Docstring kept."""
+    return x * y
+
+
+def test_a_plain_function_stays_a_function_that_pickles_by_name(
+    tracekit_capture: Capture,
+) -> None:
+    """Plain functions get a light closure: signature, name, doc kept; pickles like the original."""
+    import pickle
+
+    assert inspect.signature(module_level_tracked) == inspect.signature(
+        module_level_tracked.__wrapped__  # type: ignore[attr-defined]
+    )
+    assert module_level_tracked.__name__ == "module_level_tracked"
+    assert module_level_tracked.__doc__ == "Docstring kept."
+    assert pickle.loads(pickle.dumps(module_level_tracked)) is module_level_tracked
+    assert module_level_tracked(3) == 6
+    assert tracekit_capture.named("module_level_tracked").input == {"x": 3, "y": 2}
+
+
+def test_functions_defined_in_a_class_body_still_bind_as_methods(
+    tracekit_capture: Capture,
+) -> None:
+    """Only functions outside class bodies get the closure: a method's input has no self."""
+
+    class Greeter:
+        @tracekit.track
+        def greet(me, name: str) -> str:  # any name for the instance
+            return f"hi {name}"
+
+    assert Greeter().greet("ann") == "hi ann"
+    assert tracekit_capture.named("greet").input == {"name": "ann"}

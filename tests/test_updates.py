@@ -14,6 +14,8 @@ import pytest
 
 import tracekit
 from tests.opik_server import OpikServer
+from tracekit._capture import Limits, Redactor, json_safe_converter
+from tracekit._records import span_record
 from tracekit.testing import Capture
 
 
@@ -342,3 +344,28 @@ def test_configure_enabled_false_turns_tracing_off_and_true_on(tracekit_capture:
     assert [s.name for s in tracekit_capture.spans] == ["work"]
     with pytest.raises(TypeError, match=r"configure\(enabled='off'\): expected True or False"):
         tracekit.configure(enabled="off")  # type: ignore[arg-type]
+
+
+def test_a_long_argument_is_copied_only_as_far_as_it_is_recorded(
+    tracekit_capture: Capture,
+) -> None:
+    """Past max_collection_items nothing is recorded, so nothing is copied: the count stays."""
+    tracekit.configure(exporter="none", max_collection_items=10)
+    try:
+
+        @tracekit.track
+        def total(numbers: list[int]) -> int:
+            return len(numbers)
+
+        numbers = list(range(1_000_000))
+        assert total(numbers) == 1_000_000
+        numbers[0] = -1  # changed after the call: not what was passed
+        span = tracekit_capture.named("total")
+        copied = span.input["numbers"]
+        assert len(copied) == 11  # the recorded items and one to say there are more
+        assert copied[0] == 0
+        record = span_record(span, json_safe_converter(Limits(max_items=10), Redactor()))
+        assert record.input["numbers"][:10] == list(range(10))
+        assert record.input["numbers"][10] == "...[truncated 999990 more items]"
+    finally:
+        tracekit.configure(exporter="none")

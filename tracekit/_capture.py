@@ -36,6 +36,7 @@ from pathlib import PurePath
 from types import SimpleNamespace
 from typing import Any
 
+from tracekit._inputs import Head
 from tracekit._redact import DEFAULT_REDACT, REDACTED, Redactor
 
 __all__ = [
@@ -322,6 +323,10 @@ class _Converter:
 
     def _convert_container(self, value: Any, depth: int) -> Any:
         kind = type(value)
+        if kind is Head:  # the first items of a long argument, copied at the call
+            if value.kind is dict:
+                return self._mapping(value, value.total, depth)
+            return self._sequence(value, value.total, depth)
         if kind is dict:
             return self._mapping(value.items(), len(value), depth)
         if kind is list or kind is tuple:
@@ -463,6 +468,21 @@ class SafeConverter:
         keep = converter.limits.max_string - 40
         if len(text) > converter.limits.max_string and keep > 0:
             text = f"...[{len(text) - keep} chars cut]\n{text[-keep:]}"
+        return text
+
+    def name(self, text: str) -> str:
+        """A field that identifies a record (name, project, tag, thread, score name).
+
+        Scrubbed, storable and cut at `max_string` like any text, and counted,
+        but never given up to the span's budget: a span whose values filled it
+        must still be filed under its own project and names.
+        """
+        converter = self._converter
+        limit = converter.limits.max_string
+        text = _storable(converter.scrub(text))
+        if len(text) > limit:
+            text = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
+        converter.size += len(text) + 2
         return text
 
     def take_size(self) -> int:

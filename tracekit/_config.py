@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tracekit import _hooks, _shutdown
+from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
 from tracekit._log import log_once, logger
@@ -268,6 +268,7 @@ def configure(
     # "none" queues nothing: spans still reach tracekit.testing.capture().
     processor = None if name == "none" else BatchProcessor(make_exporter, options)
     _install(processor, name, float(exit_timeout))
+    _inputs.copy_limit = max_collection_items  # arguments copied at the call: no more
     _pipeline_module.enabled = enabled
     _shutdown.handle_sigterm(handle_sigterm and processor is not None)
 

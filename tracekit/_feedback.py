@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any
 
@@ -23,6 +23,9 @@ from tracekit._pipeline import emit
 __all__ = ["FeedbackScore", "LateFeedback", "feedback_scores", "finite_number", "log_feedback"]
 
 _KEYS = ("name", "value", "reason", "category_name")
+# Opik's FeedbackScoreDict also has `id`; Opik overwrites it with the span's or
+# trace's own id when the score is given through update_current_*: so do we.
+_IGNORED_KEYS = ("id",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class FeedbackScore:
     value: float
     reason: str | None = None
     category_name: str | None = None
+    # When it was given (Unix ns): of two scores with one name, the later one is kept.
+    given_ns: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,6 @@ class LateFeedback:
     span_id: str | None
     score: FeedbackScore
     project_name: str | None
-    created_ns: int
 
     @property
     def name(self) -> str:  # what export logs name an item by
@@ -84,6 +88,7 @@ def score(
         finite_number(value, f"{where}: value"),
         _optional_text(reason, "reason", where),
         _optional_text(category_name, "category_name", where),
+        time_ns(),
     )
 
 
@@ -91,8 +96,9 @@ def feedback_scores(given: Iterable[Mapping[str, Any]], where: str) -> list[Feed
     """The scores of a `feedback_scores=[{"name": ..., "value": ...}, ...]` argument, checked.
 
     Each item is a mapping with `name` and `value`, and optionally `reason`
-    and `category_name` (Opik's `FeedbackScoreDict`, less the id that tracekit
-    fills in). Anything else raises, naming the item and the accepted keys.
+    and `category_name` (Opik's `FeedbackScoreDict`: an `id` is ignored, the
+    score goes to the span or trace updated). Anything else raises, naming
+    the item and the accepted keys.
     """
     if isinstance(given, Mapping | str | bytes) or not isinstance(given, Iterable):
         raise TypeError(
@@ -106,7 +112,7 @@ def feedback_scores(given: Iterable[Mapping[str, Any]], where: str) -> list[Feed
                 f"{where}(feedback_scores=[..., {item!r}, ...]): each score is a dict with "
                 f"keys {', '.join(_KEYS)}"
             )
-        unknown = sorted(str(key) for key in item if key not in _KEYS)
+        unknown = sorted(str(key) for key in item if key not in _KEYS and key not in _IGNORED_KEYS)
         if unknown:
             raise TypeError(
                 f"{where}(feedback_scores=...): unknown key(s) {', '.join(unknown)} in "
@@ -114,7 +120,8 @@ def feedback_scores(given: Iterable[Mapping[str, Any]], where: str) -> list[Feed
             )
         if "name" not in item or "value" not in item:
             raise TypeError(f"{where}(feedback_scores=...): {item!r} needs both name and value")
-        checked.append(score(where=f"{where}(feedback_scores=...)", **item))
+        fields = {key: value for key, value in item.items() if key in _KEYS}
+        checked.append(score(where=f"{where}(feedback_scores=...)", **fields))
     return checked
 
 
@@ -122,12 +129,12 @@ def _uuid_text(value: Any, argument: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"log_feedback({argument}={value!r}): expected an id string")
     try:
-        uuid.UUID(value)
+        parsed = uuid.UUID(value)
     except ValueError:
         raise ValueError(
             f"log_feedback({argument}={value!r}): not a span or trace id (a UUID string)"
         ) from None
-    return value.lower()
+    return str(parsed)  # the canonical form spans are recorded with, whatever was given
 
 
 def log_feedback(
@@ -157,6 +164,5 @@ def log_feedback(
             span_id=None if span_id is None else _uuid_text(span_id, "span_id"),
             score=checked,
             project_name=project_name,
-            created_ns=time_ns(),
         )
     )

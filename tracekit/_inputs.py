@@ -7,10 +7,19 @@ zips the positional arguments onto precomputed names.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["CONTAINERS", "InputBinder", "as_at_the_call", "make_input_binder", "snapshot"]
+__all__ = [
+    "CONTAINERS",
+    "Head",
+    "InputBinder",
+    "as_at_the_call",
+    "copy_limit",
+    "make_input_binder",
+    "snapshot",
+]
 
 # (is_bound, args, kwargs) -> inputs. `is_bound` is True when the wrapper was
 # reached through an instance or class, so args hold no `self`/`cls`.
@@ -21,17 +30,50 @@ InputBinder = Callable[[bool, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 CONTAINERS = frozenset((list, dict, set))
 
 
+_copy_dict = dict.copy
+
+# The most items a copy at the call keeps: what a record can show (set by
+# `configure(max_collection_items=...)`); a longer container is copied in part.
+copy_limit = 1_000
+
+
+class Head(list[Any]):
+    """The first items of a longer list, dict or set copied at the call, and its length.
+
+    Nothing past `copy_limit` items is recorded, so nothing past it is copied:
+    a 10-million-item argument costs the traced call no more than a short one.
+    """
+
+    __slots__ = ("kind", "total")
+
+    def __init__(self, items: Iterable[Any], kind: type, total: int) -> None:
+        super().__init__(items)
+        self.kind = kind
+        self.total = total
+
+
+def _copy_list(items: Iterable[Any]) -> list[Any]:
+    try:  # a list of dicts: copied in C (a dict subclass is recorded as a dict)
+        return list(map(_copy_dict, items))
+    except TypeError:  # not only dicts: copy those, keep the rest as they are
+        return [item.copy() if type(item) is dict else item for item in items]
+
+
 def snapshot(value: Any) -> Any:
     """A shallow copy of a list, dict or set, a list's dicts (chat messages) copied too;
-    anything else as it is."""
+    anything else as it is. Past `copy_limit` items, only the first ones (a `Head`)."""
     kind = type(value)
+    if kind not in CONTAINERS:
+        return value
+    limit = copy_limit
+    if len(value) > limit:
+        if kind is list:
+            return Head(_copy_list(value[: limit + 1]), list, len(value))
+        items = itertools.islice(value.items() if kind is dict else value, limit + 1)
+        return Head(items, kind, len(value))
     if kind is list:
-        return [item.copy() if type(item) is dict else item for item in value]
-    if kind is dict:
-        return dict(value)
-    if kind is set:
-        return set(value)
-    return value
+        return _copy_list(value)
+    return dict(value) if kind is dict else set(value)
 
 
 def as_at_the_call(
@@ -44,10 +86,11 @@ def as_at_the_call(
     copied, shallowly; anything else is kept by reference. The callee still
     gets the caller's own objects.
     """
+    # (snapshot returns anything else as it is; a list, not a generator, is faster)
     if not CONTAINERS.isdisjoint(map(type, args)):
-        args = tuple(snapshot(a) if type(a) in CONTAINERS else a for a in args)
+        args = tuple([snapshot(a) for a in args])
     if kwargs and not CONTAINERS.isdisjoint(map(type, kwargs.values())):
-        kwargs = {k: snapshot(v) if type(v) in CONTAINERS else v for k, v in kwargs.items()}
+        kwargs = {k: snapshot(v) for k, v in kwargs.items()}
     return args, kwargs
 
 

@@ -97,11 +97,13 @@ class FeedbackRecord:
     reason: str | None = None
     category_name: str | None = None
     project_name: str | None = None
-    created_ns: int
+    created_ns: int  # when the score was given
 
     @property
     def score(self) -> FeedbackScore:
-        return FeedbackScore(self.name, self.value, self.reason, self.category_name)
+        return FeedbackScore(
+            self.name, self.value, self.reason, self.category_name, self.created_ns
+        )
 
 
 @dataclass(slots=True)
@@ -131,7 +133,19 @@ def _error_info(span: Span, safe: Safe) -> dict[str, str] | None:
 
 
 def _text(safe: Safe, value: str | None) -> str | None:
-    """A name-like field: storable and scrubbed like any value (None stays None)."""
+    """A name-like field: storable and scrubbed like any value (None stays None).
+
+    It identifies the record, so the span's byte budget never replaces it
+    (see `SafeConverter.name`).
+    """
+    name = getattr(safe, "name", None)
+    if name is not None and isinstance(value, str):
+        return str(name(value))
+    return _value_text(safe, value)
+
+
+def _value_text(safe: Safe, value: str | None) -> str | None:
+    """Free text such as a score's reason: bounded by the span's budget like any value."""
     if value is None:
         return None
     text = safe(value)
@@ -148,8 +162,9 @@ def _scores(safe: Safe, scores: Iterable[FeedbackScore]) -> list[FeedbackScore]:
         FeedbackScore(
             _text(safe, score.name) or "",
             score.value,
-            _text(safe, score.reason),
+            _value_text(safe, score.reason),
             _text(safe, score.category_name),
+            score.given_ns,
         )
         for score in scores
     ]
@@ -168,7 +183,7 @@ def feedback_record(
         reason=score.reason,
         category_name=score.category_name,
         project_name=_text(safe, late.project_name or project_name),
-        created_ns=late.created_ns,
+        created_ns=score.given_ns,
     )
 
 
@@ -249,5 +264,5 @@ def trace_record(
         thread_id=_text(safe, updates.get("thread_id", root.thread_id)),
         # An error_info set by hand on the root is the span's; an exception is the trace's too.
         error_info=None if isinstance(root._exception, GivenError) else root_record.error_info,
-        feedback_scores=_scores(safe, updates.get("feedback_scores", ())),
+        feedback_scores=_scores(safe, list(updates.get("feedback_scores", {}).values())),
     )

@@ -178,7 +178,12 @@ def update_current_span(
     error_info: Mapping[str, Any] | None = None,
     feedback_scores: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Update the active span (see `Span.update`); with none active, log once and do nothing."""
+    """Update the active span (see `Span.update`); with none active, log once and do nothing.
+
+    Bad `feedback_scores` raise even with no active span, as in `update_current_trace`.
+    """
+    if feedback_scores is not None:
+        checked_scores(feedback_scores, "update_current_span")
     current = active_span.get()
     if current is None:
         log_once(

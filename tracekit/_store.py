@@ -91,8 +91,8 @@ class _Table:
         self.columns = tuple(f.name for f in fields)
         self._json = tuple(f.type not in _PLAIN_TYPES for f in fields)
         self._lists = tuple(f.default_factory is list for f in fields)
-        self.select = ", ".join(self.columns)
-        self.insert = (
+        self.select: str = ", ".join(self.columns)
+        self.insert: str = (
             f"INSERT OR REPLACE INTO {name} ({self.select})"
             f" VALUES ({', '.join('?' * len(self.columns))})"
         )
@@ -274,6 +274,14 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 SPANS = _Table("spans", SpanRecord, _STORED_APART)
 TRACES = _Table("traces", TraceRecord, _STORED_APART)
 FEEDBACK = _Table("feedback_scores", FeedbackRecord, frozenset())
+# A score replaces one of its name on the same span or trace only if given later:
+# a trace's own scores are written when it ends, maybe after a late score.
+_SCORE_UPSERT = (
+    FEEDBACK.insert.replace("INSERT OR REPLACE", "INSERT", 1)
+    + " ON CONFLICT (trace_id, ifnull(span_id, ''), name) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in FEEDBACK.columns)
+    + f" WHERE excluded.created_ns >= {FEEDBACK.name}.created_ns"
+)
 
 
 def _score_rows(batch: Batch) -> list[tuple[Any, ...]]:
@@ -287,7 +295,7 @@ def _score_rows(batch: Batch) -> list[tuple[Any, ...]]:
             reason=score.reason,
             category_name=score.category_name,
             project_name=record.project_name,
-            created_ns=record.end_ns or record.start_ns,
+            created_ns=score.given_ns,
         )
         for record in (*batch.spans, *batch.traces)
         for score in record.feedback_scores
@@ -308,7 +316,7 @@ def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
         if batch.traces:
             conn.executemany(TRACES.insert, [TRACES.row(t) for t in batch.traces])
         if scores := _score_rows(batch):
-            conn.executemany(FEEDBACK.insert, scores)
+            conn.executemany(_SCORE_UPSERT, scores)
         conn.execute("COMMIT")
     except BaseException as exc:
         _rollback(conn)

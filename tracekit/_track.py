@@ -6,6 +6,9 @@ order — so a traced call does no `inspect` work. `wrapt.FunctionWrapper`
 keeps `__name__`, `__doc__`, the signature and the `inspect.is*function`
 answers, and binds correctly as a method, classmethod or staticmethod
 whichever side of `@classmethod`/`@staticmethod` `@track` is written on.
+A plain function defined outside a class body, whose wrapper needs none of
+that, gets a `functools.wraps` closure instead: wrapt's call costs ~0.55 µs
+more, on every call (and a closure pickles by name).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tracekit._inputs import (
     as_at_the_call,
     make_input_binder,
     parameter_names,
+    snapshot,
 )
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
@@ -221,7 +225,34 @@ def _decorate(target: Any, options: _Options) -> Any:
         wrapper = _coroutine_wrapper(name, options, binder)
     else:
         wrapper = _plain_wrapper(name, options, binder)
+        if _is_plain_function(target):
+            return _closure(func, wrapper)
     return wrapt.FunctionWrapper(target, wrapper)
+
+
+def _is_plain_function(target: Any) -> bool:
+    """A sync function that will not be bound as a method: defined outside a class body.
+
+    A class body's functions have qualified names `Class.name`; functions
+    defined in a function have `outer.<locals>.name`. A first parameter named
+    `self` or `cls` is taken as a method too, wherever it was defined.
+    """
+    if not inspect.isfunction(target):
+        return False
+    outer, _, _ = target.__qualname__.rpartition(".")
+    if outer and not outer.endswith("<locals>"):
+        return False
+    code = target.__code__
+    first = code.co_varnames[0] if code.co_argcount else None
+    return first not in ("self", "cls")
+
+
+def _closure(func: Callable[..., Any], wrapper: Wrapper) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(func, None, args, kwargs)
+
+    return traced
 
 
 SpanOpener = Callable[[Span | None, Any, tuple[Any, ...], dict[str, Any]], Span | None]
@@ -239,10 +270,13 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
         try:
             if binder is None:
                 call_input = None
-            elif not kwargs and CONTAINERS.isdisjoint(map(type, args)):  # nothing to copy
-                call_input = (binder, instance is not None, args, kwargs)
             else:
-                call_input = (binder, instance is not None, *as_at_the_call(args, kwargs))
+                if len(args) == 1 and not kwargs:  # the usual call: `answer(messages)`
+                    if type(args[0]) in CONTAINERS:
+                        args = (snapshot(args[0]),)
+                elif kwargs or not CONTAINERS.isdisjoint(map(type, args)):  # maybe to copy
+                    args, kwargs = as_at_the_call(args, kwargs)
+                call_input = (binder, instance is not None, args, kwargs)
             return Span(name, span_type, parent, tags, metadata, project_name, None, call_input)
         except Exception:
             log_once(f"start:{name}", "tracekit: could not start a span for %s", name)

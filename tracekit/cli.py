@@ -39,7 +39,8 @@ from rich.tree import Tree
 
 from tracekit import _store
 from tracekit._display import error_text, inert, json_safe, score_text
-from tracekit._records import SpanRecord, TraceRecord
+from tracekit._records import FeedbackScore, SpanRecord, TraceRecord
+from tracekit._span import utc_datetime
 from tracekit._tree import walk
 
 __all__ = ["main"]
@@ -194,6 +195,14 @@ def _record_json(record: SpanRecord | TraceRecord) -> dict[str, Any]:
     end = record.end_time
     data["start_time"] = record.start_time.isoformat()
     data["end_time"] = None if end is None else end.isoformat()
+    data["feedback_scores"] = [_score_json(score) for score in record.feedback_scores]
+    return data
+
+
+def _score_json(score: FeedbackScore) -> dict[str, Any]:
+    data = dataclasses.asdict(score)
+    given = data.pop("given_ns")
+    data["given_time"] = utc_datetime(given).isoformat() if isinstance(given, int) else given
     return data
 
 
@@ -273,8 +282,7 @@ def cmd_export(conn: sqlite3.Connection, args: argparse.Namespace, console: Cons
             line = _record_json(_checked(span))
             if span.parent_id is None:  # a root span carries its trace's scores too
                 line["trace_feedback_scores"] = [
-                    dataclasses.asdict(score)
-                    for score in trace_scores.get((span.trace_id, None), [])
+                    _score_json(score) for score in trace_scores.get((span.trace_id, None), [])
                 ]
             out.write(_dumps(line) + "\n")
 

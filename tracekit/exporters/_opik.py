@@ -143,21 +143,29 @@ class OpikExporter:
         )
 
     def _scores(self, batch: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The scores the batch carries, for spans and for traces."""
+        """The scores the batch carries, for spans and for traces, each in the order given.
+
+        Opik keeps the last score it receives under a name: a trace's own
+        scores travel with the trace, maybe after a late score given earlier.
+        """
         of_spans = [
-            self._score(span.id, span.project_name, score)
+            (span.id, span.project_name, score)
             for span in batch.spans
             for score in span.feedback_scores
         ]
         of_traces = [
-            self._score(trace.id, trace.project_name, score)
+            (trace.id, trace.project_name, score)
             for trace in batch.traces
             for score in trace.feedback_scores
         ]
         for late in batch.feedback:
             target = of_traces if late.span_id is None else of_spans
-            target.append(self._score(late.span_id or late.trace_id, late.project_name, late.score))
-        return of_spans, of_traces
+            target.append((late.span_id or late.trace_id, late.project_name, late.score))
+
+        def in_order(scores: list[tuple[str, str | None, FeedbackScore]]) -> list[dict[str, Any]]:
+            return [self._score(*item) for item in sorted(scores, key=lambda s: s[2].given_ns)]
+
+        return in_order(of_spans), in_order(of_traces)
 
     def _send(self, method: str, url: str, key: str, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), MAX_PER_REQUEST):
