@@ -52,28 +52,32 @@ class Head(list[Any]):
         self.total = total
 
 
-def _copy_list(items: Iterable[Any]) -> list[Any]:
-    try:  # a list of dicts: copied in C (a dict subclass is recorded as a dict)
-        return list(map(_copy_dict, items))
-    except TypeError:  # not only dicts: copy those, keep the rest as they are
-        return [item.copy() if type(item) is dict else item for item in items]
+def _copy_mixed(items: Iterable[Any]) -> list[Any]:
+    """A list holding more than dicts: its dicts copied, the rest as they are."""
+    return [item.copy() if type(item) is dict else item for item in items]
 
 
 def snapshot(value: Any) -> Any:
     """A shallow copy of a list, dict or set, a list's dicts (chat messages) copied too;
     anything else as it is. Past `copy_limit` items, only the first ones (a `Head`)."""
     kind = type(value)
-    if kind not in CONTAINERS:
-        return value
-    limit = copy_limit
-    if len(value) > limit:
-        if kind is list:
-            return Head(_copy_list(value[: limit + 1]), list, len(value))
-        items = itertools.islice(value.items() if kind is dict else value, limit + 1)
-        return Head(items, kind, len(value))
     if kind is list:
-        return _copy_list(value)
-    return dict(value) if kind is dict else set(value)
+        if len(value) <= copy_limit:
+            try:  # a list of dicts: copied in C (a dict subclass is recorded as a dict)
+                return list(map(_copy_dict, value))
+            except TypeError:
+                return _copy_mixed(value)
+        head = value[: copy_limit + 1]
+        try:
+            return Head(map(_copy_dict, head), list, len(value))
+        except TypeError:
+            return Head(_copy_mixed(head), list, len(value))
+    if kind is dict or kind is set:
+        if len(value) <= copy_limit:
+            return value.copy()
+        items = itertools.islice(value.items() if kind is dict else value, copy_limit + 1)
+        return Head(items, kind, len(value))
+    return value
 
 
 def as_at_the_call(
