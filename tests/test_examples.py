@@ -197,3 +197,14 @@ def test_feedback_example_shows_a_line_per_score(tmp_path: Path) -> None:
     assert lines[title + 2] == "score user_rating = 0: wanted Saturday hours"
     retrieve = next(i for i, line in enumerate(lines) if "retrieve [tool]" in line)
     assert lines[retrieve + 1].strip() == "score retrieval_hits = 2: 2 docs found"
+
+
+def test_across_services_example_prints_one_tree(tmp_path: Path) -> None:
+    """The service's span nests under the caller's: one trace, two levels."""
+    lines = _example("across_services.py", tmp_path).stdout.splitlines()
+    assert "exported: True" in lines
+    trees = [i for i, line in enumerate(lines) if line.startswith("trace ")]
+    assert len(trees) == 1
+    assert "answer" in lines[trees[0]]
+    assert lines[trees[0] + 2].startswith("    └──")
+    assert "look_up_order [tool]" in lines[trees[0] + 2]

@@ -8,6 +8,7 @@ file (see `tracekit.configure`).
 from tracekit import testing
 from tracekit._config import configure, flush, is_tracing_active, set_tracing_active, stats
 from tracekit._context import current_span
+from tracekit._distributed import continue_trace, distributed_headers
 from tracekit._feedback import FeedbackScore, log_feedback
 from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
 from tracekit._scopes import (
@@ -31,8 +32,10 @@ __all__ = [
     "TraceInfo",
     "configure",
     "context",
+    "continue_trace",
     "current_span",
     "current_trace",
+    "distributed_headers",
     "flush",
     "instrument_litellm",
     "is_tracing_active",

@@ -10,12 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from tracekit._span import Span
 
-__all__ = ["ContextDefaults", "active_span", "context_defaults", "current_span"]
+__all__ = ["AsyncWithToo", "ContextDefaults", "active_span", "context_defaults", "current_span"]
+
+T = TypeVar("T")
+
+
+class AsyncWithToo(Generic[T]):
+    """A context manager that works with `async with` too: entering awaits nothing."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:  # what subclasses define
+
+        def __enter__(self) -> T: ...
+        def __exit__(self, *exc_info: Any, **_: Any) -> None: ...
+
+    async def __aenter__(self) -> T:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
 
 
 class ContextDefaults:
@@ -43,5 +62,9 @@ context_defaults: ContextVar[ContextDefaults | None] = ContextVar(
 
 
 def current_span() -> Span | None:
-    """The span active here: the innermost tracked call or `span()` block, or None."""
-    return active_span.get()
+    """The span active here: the innermost tracked call or `span()` block, or None.
+
+    Never a stand-in for another tracer's or service's span (`continue_trace`).
+    """
+    current = active_span.get()
+    return None if current is None or current._foreign else current

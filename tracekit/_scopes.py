@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from tracekit import _config
-from tracekit._context import ContextDefaults, active_span, context_defaults
+from tracekit._context import (
+    AsyncWithToo,
+    ContextDefaults,
+    active_span,
+    context_defaults,
+    current_span,
+)
 from tracekit._feedback import feedback_scores as checked_scores
 from tracekit._log import log_once
 from tracekit._span import Span, SpanType
@@ -24,7 +29,7 @@ __all__ = [
 ]
 
 
-class span:
+class span(AsyncWithToo[Span]):
     """A span around a block: `with tracekit.span("step", type="tool") as s:`.
 
     Also `async with`. The span is a child of the span active where the block
@@ -75,12 +80,7 @@ class span:
         active_span.set(opened)
         return opened
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         opened = self._span
         assert opened is not None
         # Another active span means this block exits out of order, before a
@@ -95,17 +95,6 @@ class span:
         else:
             opened.fail(exc)
 
-    async def __aenter__(self) -> Span:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
 
 def _innermost_open(candidate: Span | None) -> Span | None:
     """`candidate` or its nearest ancestor that has not ended, never a stand-in for another tracer.
@@ -118,7 +107,7 @@ def _innermost_open(candidate: Span | None) -> Span | None:
     return candidate
 
 
-class context:
+class context(AsyncWithToo[None]):
     """Defaults for every span, trace and LLM call made inside the block.
 
     `project_name` and `thread_id` apply to traces that start inside;
@@ -157,12 +146,6 @@ class context:
     def __exit__(self, *exc_info: object) -> None:
         context_defaults.set(self._previous)
 
-    async def __aenter__(self) -> None:
-        self.__enter__()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__()
-
 
 def update_current_span(
     *,
@@ -184,7 +167,7 @@ def update_current_span(
     """
     if feedback_scores is not None:
         checked_scores(feedback_scores, "update_current_span")
-    current = active_span.get()
+    current = current_span()
     if current is None:
         log_once(
             "update_current_span:none",
@@ -225,11 +208,19 @@ def update_current_trace(
     scores = (
         None if feedback_scores is None else checked_scores(feedback_scores, "update_current_trace")
     )
-    current = active_span.get()
+    current = current_span()
     if current is None:
         log_once(
             "update_current_trace:none",
             "tracekit: update_current_trace() called with no active span; ignored",
+            exc_info=False,
+        )
+        return
+    if (current._root or current)._foreign:
+        log_once(
+            "update_current_trace:foreign",
+            "tracekit: update_current_trace() in a trace continued from another service "
+            "or tracer; the trace is theirs, its fields are set there; ignored",
             exc_info=False,
         )
         return
@@ -266,7 +257,7 @@ def current_trace() -> TraceInfo | None:
     updates, base = current.trace_updates, current.trace_base
     return TraceInfo(
         id=current.trace_id,
-        name=updates.get("name", base.get("name", root.name)),
+        name=None if root._foreign else updates.get("name", base.get("name", root.name)),
         project_name=root.project_name or _config.default_project(),
         thread_id=updates.get("thread_id", root.thread_id),
     )
