@@ -18,6 +18,7 @@ os.environ.update(
 os.environ.pop("OPIK_API_KEY", None)
 
 import tracekit
+from tests.litellm_proxy import LiteLLMProxy
 from tests.opik_server import OpikServer
 from tracekit._context import context_defaults
 from tracekit._log import reset_log_once
@@ -50,6 +51,19 @@ def opik_server() -> Iterator[OpikServer]:
     os.environ["OPIK_URL_OVERRIDE"] = server.url
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(
+    opik_server: OpikServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiteLLMProxy]:
+    """A real LiteLLM proxy on 127.0.0.1, logging to the in-suite Opik server."""
+    proxy = LiteLLMProxy(tmp_path_factory.mktemp("litellm-proxy"), opik_server.url)
+    try:
+        proxy.wait_until_up()
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tracekit._inputs import snapshot
 from tracekit._log import log_once
 from tracekit._pipeline import emit
 from tracekit._redact import REDACTED, Redactor, default_redactor, register_secret
-from tracekit._span import Span
+from tracekit._span import Span, SpanType
 
 __all__ = [
     "Call",
@@ -79,7 +79,10 @@ def _described(field: str) -> Any:
 
     def read(span: LLMSpan) -> Any:
         span.describe_now()
-        return slot.__get__(span, Span)
+        try:
+            return slot.__get__(span, Span)
+        except AttributeError:  # never set: Span leaves such fields empty
+            return None
 
     # Written only by tracekit itself (an LLM span is never the current span)
     # before the result is described, so a write needs no settling first.
@@ -103,9 +106,9 @@ class LLMSpan(Span):
 
     secret_values: tuple[str, ...]
 
-    def __init__(self, name: str, parent: Span | None) -> None:
+    def __init__(self, name: str, parent: Span | None, type: SpanType = "llm") -> None:
         self._describe: Describe | None = None
-        super().__init__(name, "llm", parent, tags=("litellm",))
+        super().__init__(name, type, parent, tags=("litellm",))
 
     def describe_later(self, describe: Describe) -> None:
         """Fill the span from the result with `describe(span)` when it is first read."""
@@ -517,14 +520,29 @@ def settle_awaited_calls(timeout: float) -> None:
         call.take_over()
 
 
-def begin(call_id: str, kind: str, kwargs: Mapping[str, Any], logged_by_opik: bool) -> Call | None:
+def begin(
+    call_id: str,
+    kind: str,
+    kwargs: Mapping[str, Any],
+    logged_by_opik: bool,
+    proxied: bool = False,
+) -> Call | None:
     """Open the LLM span of a call LiteLLM is setting up, under the active span.
 
     `kind` names the call whether it is made sync or async (`completion` for
     `acompletion` too), so spans of the same kind of call share one name.
+    A `proxied` call goes through a LiteLLM proxy, which logs the LLM span:
+    its client side is a `general` span (the proxy's LLM span nests under
+    it), without usage or cost (they are the proxy's span's), and LiteLLM's
+    own Opik callback on the client does not log it.
     """
     try:
-        span = LLMSpan(f"litellm.{kind}", active_span.get())
+        if proxied:
+            span = LLMSpan(f"litellm_proxy.{kind}", active_span.get(), "general")
+            with opik_settled:
+                _remember(_taken_over, call_id)  # the proxy logs the LLM span
+        else:
+            span = LLMSpan(f"litellm.{kind}", active_span.get())
         span.secret_values = _secret_values(kwargs)
         span.model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
         keys = kwargs.keys()

@@ -36,7 +36,7 @@ import asyncio
 import importlib
 import importlib.metadata
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from time import time_ns as _time_ns
 from typing import Any
@@ -45,6 +45,7 @@ import litellm
 import wrapt
 
 from tracekit import _config, _hooks, _pipeline, _shutdown
+from tracekit._context import active_span
 from tracekit._inputs import snapshot
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
@@ -137,6 +138,80 @@ def _with_opik_metadata(kwargs: dict[str, Any], parent: Span) -> None:
     kwargs["metadata"] = metadata
 
 
+def _is_proxied(fields: Mapping[str, Any]) -> bool:
+    """Does the call go to a LiteLLM proxy (`litellm_proxy/...`)?"""
+    model = fields.get("model")
+    return fields.get("custom_llm_provider") == "litellm_proxy" or (
+        isinstance(model, str) and model.startswith("litellm_proxy/")
+    )
+
+
+def _begin_proxied(
+    call_id: str, call_type: str, fields: Mapping[str, Any], kwargs: dict[str, Any]
+) -> Call | None:
+    """A call to a LiteLLM proxy under an active span: the proxy logs its LLM span under ours.
+
+    With no active span nothing is done: the proxy logs the call as it would
+    without tracekit (key-level metadata included).
+    """
+    if active_span.get() is None:
+        return None
+    call = begin(call_id, call_type, fields, logged_by_opik=False, proxied=True)
+    if call is not None:
+        if _config.exporter_name() == "opik":
+            _with_proxy_metadata(kwargs, call.span)
+        else:
+            log_once(
+                "litellm:proxy-elsewhere",
+                "tracekit: a call through a LiteLLM proxy, but tracekit exports to %r, not "
+                "Opik: the proxy logs its LLM span in a trace of its own",
+                _config.exporter_name(),
+                exc_info=False,
+            )
+    return call
+
+
+def _opik_project(span: Span) -> str | None:
+    """The project the span's trace is recorded in, as the Opik exporter files it."""
+    project = span.project_name or _config.default_project()
+    if project is None:
+        try:
+            from opik.api_objects import opik_client
+
+            project = opik_client.get_client_cached().config.project_name
+        except Exception:
+            return None
+    return project
+
+
+def _with_proxy_metadata(kwargs: dict[str, Any], span: Span) -> None:
+    """Ask the proxy to log the call under `span`, in its trace's project, with its tags.
+
+    Sent as `extra_body={"metadata": {"opik": {...}}}`, which LiteLLM forwards
+    to the proxy; the caller's values win, the caller's dicts are never changed.
+    """
+    extra = kwargs.get("extra_body")
+    extra = dict(extra) if isinstance(extra, dict) else {} if extra is None else None
+    if extra is None:
+        return  # not a dict: the caller's, left alone
+    metadata = extra.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {} if metadata is None else None
+    opik = metadata.get("opik") if metadata is not None else None
+    opik = dict(opik) if isinstance(opik, dict) else {} if opik is None else None
+    if metadata is None or opik is None:
+        return
+    opik.setdefault("current_span_data", {"id": span.id, "trace_id": span.trace_id})
+    project = _opik_project(span)
+    if project:
+        opik.setdefault("project_name", project)
+    parent = span._parent
+    if parent is not None and parent.tags:
+        opik.setdefault("tags", list(parent.tags))
+    metadata["opik"] = opik
+    extra["metadata"] = metadata
+    kwargs["extra_body"] = extra
+
+
 def _on_function_setup(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
@@ -152,12 +227,15 @@ def _on_function_setup(
                     **dict(zip(("messages",), args[4:5], strict=False)),
                     **kwargs,
                 }
-            callback_on = _opik_callback_active()
-            logged_by_opik = callback_on and _callback_logs_under_tracekit()
-            call = begin(call_id, call_type, fields, logged_by_opik)
-            parent = call.span._parent if call is not None else None
-            if parent is not None and (logged_by_opik or not callback_on):
-                _with_opik_metadata(kwargs, parent)
+            if _is_proxied(fields):
+                call = _begin_proxied(call_id, call_type, fields, kwargs)
+            else:
+                callback_on = _opik_callback_active()
+                logged_by_opik = callback_on and _callback_logs_under_tracekit()
+                call = begin(call_id, call_type, fields, logged_by_opik)
+                parent = call.span._parent if call is not None else None
+                if parent is not None and (logged_by_opik or not callback_on):
+                    _with_opik_metadata(kwargs, parent)
     except Exception:
         log_once("litellm:setup", "tracekit: could not prepare a LiteLLM call")
     try:
@@ -244,6 +322,8 @@ def _describe(span: LLMSpan, facts: ResultFacts, provider: object) -> None:
     named = _opik_provider_name(provider or span.provider)
     if named is not None:
         span.provider = named
+    if span.type != "llm":  # a proxied call's client side: tokens and cost are the proxy's
+        span.usage = span.total_cost = None
 
 
 def _stream_of(result: Any) -> Any:
@@ -274,7 +354,7 @@ def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
         if assembled is None:
             return
         _describe(span, ResultFacts(assembled, kind), provider)
-        if span.total_cost is None:
+        if span.type == "llm" and span.total_cost is None:
             try:
                 span.total_cost = float(litellm.completion_cost(completion_response=assembled))
             except Exception:  # a model LiteLLM has no price for

@@ -1,0 +1,128 @@
+"""Calls through a real LiteLLM proxy join the caller's trace: one LLM span per call.
+
+The proxy (tests/litellm_proxy.py) logs its LLM span with its own Opik
+callback to the in-suite server; tracekit sends the caller's span in
+`extra_body.metadata.opik` and logs the client side as a `general` span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import litellm
+import pytest
+
+import tracekit
+from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy
+from tests.opik_server import OpikServer
+
+pytestmark = pytest.mark.usefixtures("litellm_instrumented")
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def server(opik_server: OpikServer, litellm_proxy: LiteLLMProxy) -> Iterator[OpikServer]:
+    opik_server.reset()
+    tracekit.configure(exporter="opik", flush_interval=0.05)
+    yield opik_server
+    tracekit.configure(exporter="none")
+
+
+def _call(proxy: LiteLLMProxy, **kwargs: Any) -> Any:
+    return litellm.completion(
+        model=f"litellm_proxy/{MODEL}",
+        api_base=proxy.url,
+        api_key=proxy.api_key,
+        messages=MESSAGES,
+        **kwargs,
+    )
+
+
+def _run(mode: str, proxy: LiteLLMProxy) -> str:
+    """One call through the proxy, made `mode`'s way; the answer's text."""
+    common: dict[str, Any] = {"api_base": proxy.url, "api_key": proxy.api_key}
+    chat = {"model": f"litellm_proxy/{MODEL}", "messages": MESSAGES, **common}
+    if mode == "sync":
+        return str(litellm.completion(**chat).choices[0].message.content)
+    if mode == "stream":
+        chunks = litellm.completion(**chat, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks)
+    if mode == "async":
+        reply = asyncio.run(litellm.acompletion(**chat))
+        return str(reply.choices[0].message.content)
+    if mode == "async-stream":
+
+        async def consume() -> str:
+            chunks = await litellm.acompletion(**chat, stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in chunks])
+
+        return asyncio.run(consume())
+    if mode == "embedding":
+        reply = litellm.embedding(model="litellm_proxy/mock-embedding", input=["hi"], **common)
+        return ANSWER if reply.data else ""
+    raise ValueError(mode)
+
+
+def _llm_spans(server: OpikServer) -> list[dict[str, Any]]:
+    return [s for s in server.spans.values() if s.get("type") == "llm"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "stream", "async", "async-stream", "embedding"])
+def test_a_proxied_call_nests_the_proxys_llm_span_under_the_caller(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, mode: str
+) -> None:
+    """One `llm` span per call — the proxy's — in the caller's trace, project and tags."""
+
+    @tracekit.track
+    def answer() -> str:
+        return _run(mode, litellm_proxy)
+
+    with tracekit.context(project_name="proxy-project", thread_id="th-1", tags=["ctx"]):
+        assert answer() == ANSWER
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans) == 3, timeout=30)
+    by_name = {s["name"]: s for s in server.spans.values()}
+    kind = "embedding" if mode == "embedding" else "completion"
+    client = by_name[f"litellm_proxy.{kind}"]
+    (llm,) = _llm_spans(server)
+    assert client["type"] == "general"
+    assert client["parent_span_id"] == by_name["answer"]["id"]
+    assert llm["parent_span_id"] == client["id"]
+    assert llm["trace_id"] == by_name["answer"]["trace_id"]
+    assert llm["project_name"] == "proxy-project"
+    assert "ctx" in llm.get("tags", [])
+    assert list(server.traces) == [by_name["answer"]["trace_id"]]  # the proxy sent none
+    assert "usage" not in client  # tokens and cost are the proxy's span's
+    assert "total_estimated_cost" not in client
+
+
+def test_the_callers_extra_body_wins_and_is_not_changed(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    extra_body = {"metadata": {"opik": {"tags": ["mine"]}, "team": "search"}}
+    given = copy.deepcopy(extra_body)
+    with tracekit.span("caller"):
+        _call(litellm_proxy, extra_body=extra_body)
+    assert extra_body == given
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(_llm_spans(server)) == 1, timeout=30)
+    (llm,) = _llm_spans(server)
+    assert (
+        "mine" in llm["tags"]
+    )  # the caller's tags, not the context's (the proxy adds its provider)
+    client = next(s for s in server.spans.values() if s["name"] == "litellm_proxy.completion")
+    assert llm["parent_span_id"] == client["id"]
+
+
+def test_with_no_active_span_nothing_is_added(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any
+) -> None:
+    _call(litellm_proxy)
+    assert tracekit_capture.spans == []
+    assert server.wait_for(lambda: len(_llm_spans(server)) == 1 and server.traces, timeout=30)
+    (llm,) = _llm_spans(server)
+    assert llm["trace_id"] in server.traces  # the proxy's own trace
