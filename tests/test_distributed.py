@@ -292,3 +292,78 @@ def test_http_server_header_objects_are_read(server: OpikServer) -> None:
     assert tracekit.flush(10)
     assert server.wait_for(lambda: len(server.spans) == 2)
     assert _by_name(server)["handle"]["parent_span_id"] == caller.id
+
+
+# -- found by attacking it ---------------------------------------------------------------
+
+
+def _remote_headers() -> dict[str, str]:
+    with tracekit.span("remote caller"):
+        return tracekit.distributed_headers()
+
+
+def test_blocks_exited_out_of_order_leave_no_stand_in_active() -> None:
+    first = tracekit.continue_trace(_remote_headers())
+    second = tracekit.continue_trace(_remote_headers())
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    with tracekit.testing.capture() as captured, tracekit.span("after"):
+        pass
+    assert captured.named("after").is_root
+
+
+def test_a_span_that_outlives_the_block_returns_to_what_was_active_before() -> None:
+    with tracekit.span("service request") as request:
+        block = tracekit.continue_trace(_remote_headers())
+        block.__enter__()
+        inner = tracekit.span("inner")
+        inner.__enter__()
+        block.__exit__(None, None, None)
+        inner.__exit__(None, None, None)
+        assert tracekit.current_span() is request
+
+
+def test_entering_one_block_twice_is_refused() -> None:
+    block = tracekit.continue_trace(_remote_headers())
+    with block, pytest.raises(RuntimeError, match="entered twice"), block:
+        pass
+
+
+def test_bad_headers_inside_a_span_leave_spans_under_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing is joined: spans go where they would without the block (documented)."""
+    with (
+        tracekit.testing.capture() as captured,
+        tracekit.span("outer") as outer,
+        tracekit.continue_trace({"opik_trace_id": "bad"}),
+        tracekit.span("inner"),
+    ):
+        pass
+    assert captured.named("inner").parent_id == outer.id
+
+
+def test_log_feedback_in_a_continued_trace_files_the_score_in_its_project(
+    server: OpikServer,
+) -> None:
+    headers = _remote_headers()
+    with tracekit.continue_trace(headers, project_name="svc"), tracekit.span("handle"):
+        trace = tracekit.current_trace()
+        assert trace is not None
+        tracekit.log_feedback(trace.id, "q", 0.5)
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.trace_scores) == 1)
+    (score,) = server.trace_scores
+    assert (score["id"], score["project_name"]) == (headers["opik_trace_id"], "svc")
+
+
+def test_a_hostile_header_value_never_raises() -> None:
+    class Hostile(str):
+        def strip(self, chars: str | None = None) -> str:
+            raise RuntimeError("boom")
+
+    with tracekit.testing.capture() as captured:
+        headers = {"opik_trace_id": Hostile("x"), "opik_parent_span_id": Hostile("y")}
+        with tracekit.continue_trace(headers), tracekit.span("handle"):
+            pass
+    assert captured.named("handle").is_root

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import litellm
@@ -22,6 +27,7 @@ from tests.opik_server import OpikServer
 pytestmark = pytest.mark.usefixtures("litellm_instrumented")
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture
@@ -126,3 +132,47 @@ def test_with_no_active_span_nothing_is_added(
     assert server.wait_for(lambda: len(_llm_spans(server)) == 1 and server.traces, timeout=30)
     (llm,) = _llm_spans(server)
     assert llm["trace_id"] in server.traces  # the proxy's own trace
+
+
+def test_the_proxy_client_example_logs_one_llm_span_per_call(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    """examples/proxy_client.py against the suite's proxy: two calls, two nested LLM spans."""
+    env = {
+        **os.environ,
+        "PROXY_URL": litellm_proxy.url,
+        "PROXY_KEY": litellm_proxy.api_key,
+        "TRACEKIT_EXPORTER": "opik",
+    }
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "proxy_client.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [ANSWER, ANSWER, "exported: True"]
+    assert server.wait_for(lambda: len(_llm_spans(server)) == 2, timeout=30)
+    clients = {s["id"] for s in server.spans.values() if s["name"].startswith("litellm_proxy.")}
+    assert {s["parent_span_id"] for s in _llm_spans(server)} == clients
+    assert {s["project_name"] for s in _llm_spans(server)} == {"proxy-example"}
+
+
+def test_a_caller_project_other_than_the_traces_is_kept_and_nothing_is_joined(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Joined, the proxy's span would sit in another project than its trace: an orphan."""
+    extra_body = {"metadata": {"opik": {"project_name": "elsewhere"}}}
+    with (
+        caplog.at_level(logging.WARNING, "tracekit"),
+        tracekit.context(project_name="mine"),
+        tracekit.span("caller") as caller,
+    ):
+        _call(litellm_proxy, extra_body=extra_body)
+    assert server.wait_for(lambda: len(_llm_spans(server)) == 1 and server.traces, timeout=30)
+    (llm,) = _llm_spans(server)
+    assert llm["project_name"] == "elsewhere"
+    assert llm["trace_id"] != caller.trace_id
+    assert any("'elsewhere' is not the trace's" in r.getMessage() for r in caplog.records)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from time import time_ns
 from typing import Any
 
 from tracekit._context import AsyncWithToo, active_span, context_defaults
@@ -79,9 +80,9 @@ def _parent_from(headers: Any) -> tuple[str, str] | None:
             key = _header_name(name)
             if key in (TRACE_HEADER, PARENT_HEADER):
                 found[key] = value
-    except Exception:  # a hostile mapping: treated as no headers
-        found = {}
-    trace_id, parent_id = _uuid7(found.get(TRACE_HEADER)), _uuid7(found.get(PARENT_HEADER))
+        trace_id, parent_id = _uuid7(found.get(TRACE_HEADER)), _uuid7(found.get(PARENT_HEADER))
+    except Exception:  # a hostile mapping or value: treated as no headers
+        trace_id = parent_id = None
     if trace_id is None or parent_id is None:
         problem = (
             f"the {TRACE_HEADER} and {PARENT_HEADER} headers are not both UUIDv7 ids"
@@ -90,7 +91,7 @@ def _parent_from(headers: Any) -> tuple[str, str] | None:
         )
         log_once(
             "continue_trace:headers",
-            "tracekit: continue_trace(): %s; spans inside start a new trace "
+            "tracekit: continue_trace(): %s; spans inside are not joined to another trace "
             "(said once per process)",
             problem,
             exc_info=False,
@@ -99,13 +100,21 @@ def _parent_from(headers: Any) -> tuple[str, str] | None:
     return trace_id, parent_id
 
 
+def _still_open(candidate: Span | None) -> Span | None:
+    """`candidate`, or its nearest ancestor (a stand-in's: what was active before it) not ended."""
+    while candidate is not None and candidate._end_ns is not None:
+        candidate = candidate._parent
+    return candidate
+
+
 class continue_trace(AsyncWithToo[None]):
     """Spans opened inside join the trace the headers carry, under its span.
 
     `with tracekit.continue_trace(request.headers):` (also `async with`).
     Header names are matched without regard to case, `-` or `_`. Missing or
-    invalid headers (ids must be UUIDv7) start a new trace with one warning;
-    this never raises. The spans go to `project_name`, else the project of
+    invalid headers (ids must be UUIDv7) join nothing, with one warning:
+    spans inside go where they would without this block. Headers never make
+    it raise. The spans go to `project_name`, else the project of
     an enclosing `tracekit.context()`, else the configured one: a trace's
     spans must share its project, so give the caller's project if it differs.
     """
@@ -121,6 +130,8 @@ class continue_trace(AsyncWithToo[None]):
         self._stand_in: Span | None = None
 
     def __enter__(self) -> None:
+        if self._stand_in is not None:
+            raise RuntimeError("continue_trace() was entered twice; create one per block")
         self._previous = active_span.get()
         parent = _parent_from(self._headers)
         if parent is None:
@@ -129,10 +140,17 @@ class continue_trace(AsyncWithToo[None]):
         if project is None and (defaults := context_defaults.get()) is not None:
             project = defaults.project_name
         trace_id, parent_id = parent
-        self._stand_in = Span.foreign(parent_id, trace_id, project, None)
-        active_span.set(self._stand_in)
+        stand_in = self._stand_in = Span.foreign(parent_id, trace_id, project, None)
+        stand_in._parent = self._previous  # where a span that outlives the block returns to
+        active_span.set(stand_in)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._stand_in is not None and active_span.get() is self._stand_in:
-            active_span.set(self._previous)
+        stand_in = self._stand_in
+        if stand_in is None:
+            return
         self._stand_in = None
+        # Ended, never exported: a span opened inside and closed after the
+        # block, or a block exited out of order, then skips it (_still_open).
+        stand_in._end_ns = time_ns()
+        if active_span.get() is stand_in:
+            active_span.set(_still_open(self._previous))

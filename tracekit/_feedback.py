@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any
 
+from tracekit._context import active_span
 from tracekit._pipeline import emit
 
 __all__ = ["FeedbackScore", "LateFeedback", "feedback_scores", "finite_number", "log_feedback"]
@@ -137,6 +138,14 @@ def _uuid_text(value: Any, argument: str) -> str:
     return str(parsed)  # the canonical form spans are recorded with, whatever was given
 
 
+def _project_if_active(trace_id: str) -> str | None:
+    """The project of `trace_id` when it is the active span's trace (a continued one too)."""
+    current = active_span.get()
+    if current is None or current.trace_id != trace_id:
+        return None
+    return (current._root or current).project_name
+
+
 def log_feedback(
     trace_id: str,
     name: str,
@@ -158,9 +167,12 @@ def log_feedback(
     checked = score(name, value, reason, category_name, where="log_feedback(...)")
     if project_name is not None and not isinstance(project_name, str):
         raise TypeError(f"log_feedback(project_name={project_name!r}): expected a str or None")
+    trace_id = _uuid_text(trace_id, "trace_id")
+    if project_name is None:
+        project_name = _project_if_active(trace_id)
     emit(
         LateFeedback(
-            trace_id=_uuid_text(trace_id, "trace_id"),
+            trace_id=trace_id,
             span_id=None if span_id is None else _uuid_text(span_id, "span_id"),
             score=checked,
             project_name=project_name,

@@ -99,8 +99,10 @@ class span(AsyncWithToo[Span]):
 def _innermost_open(candidate: Span | None) -> Span | None:
     """`candidate` or its nearest ancestor that has not ended, never a stand-in for another tracer.
 
-    A stand-in (`Span.foreign`) is a parent chosen by an integration, never
-    an active span: past it the tracekit stack is empty.
+    A stand-in (`Span.foreign`) for another tracer's span (`@opik.track`)
+    has no parent: past it the tracekit stack is empty. One for another
+    service's span (`continue_trace`) has, as parent, what was active before
+    its block.
     """
     while candidate is not None and (candidate._end_ns is not None or candidate._foreign):
         candidate = candidate._parent

@@ -184,6 +184,16 @@ def _opik_project(span: Span) -> str | None:
     return project
 
 
+def _proxy_not_told(why: str) -> None:
+    log_once(
+        f"litellm:proxy-untold:{why}",
+        "tracekit: a call through a LiteLLM proxy is not joined to its trace: the caller's "
+        "extra_body is kept as given, and %s; the proxy logs it in a trace of its own",
+        why,
+        exc_info=False,
+    )
+
+
 def _with_proxy_metadata(kwargs: dict[str, Any], span: Span) -> None:
     """Ask the proxy to log the call under `span`, in its trace's project, with its tags.
 
@@ -192,16 +202,20 @@ def _with_proxy_metadata(kwargs: dict[str, Any], span: Span) -> None:
     """
     extra = kwargs.get("extra_body")
     extra = dict(extra) if isinstance(extra, dict) else {} if extra is None else None
-    if extra is None:
-        return  # not a dict: the caller's, left alone
-    metadata = extra.get("metadata")
+    metadata = extra.get("metadata") if extra is not None else None
     metadata = dict(metadata) if isinstance(metadata, dict) else {} if metadata is None else None
     opik = metadata.get("opik") if metadata is not None else None
     opik = dict(opik) if isinstance(opik, dict) else {} if opik is None else None
-    if metadata is None or opik is None:
+    if extra is None or metadata is None or opik is None:
+        _proxy_not_told("extra_body, its metadata or metadata['opik'] is not a dict")
+        return  # the caller's, left alone
+    project = _opik_project(span)
+    given_project = opik.get("project_name")
+    if given_project is not None and given_project != project:
+        # Filed in another project than its trace, the proxy's span would be an orphan.
+        _proxy_not_told(f"its project_name {given_project!r} is not the trace's ({project!r})")
         return
     opik.setdefault("current_span_data", {"id": span.id, "trace_id": span.trace_id})
-    project = _opik_project(span)
     if project:
         opik.setdefault("project_name", project)
     parent = span._parent
@@ -334,6 +348,17 @@ def _stream_of(result: Any) -> Any:
     return inner if isinstance(inner, _stream_class) else None
 
 
+def _chunk_text(chunk: Any) -> str:
+    """A streamed chunk's text: a chat delta's content, or a text completion's text."""
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return ""
+    first = choices[0]
+    delta = getattr(first, "delta", None)
+    text = getattr(delta, "content", None) if delta is not None else getattr(first, "text", None)
+    return text if isinstance(text, str) else ""
+
+
 def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
     """How to read a stream's chunks into its span, later, on the export thread.
 
@@ -349,6 +374,10 @@ def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
         span.provider = _opik_provider_name(provider)
         if not chunks:
             span.output = "" if kind == "text_completion" else _llm_calls.assistant_message("")
+            return
+        if span.type != "llm":  # a proxied call's client side: the text is all it shows
+            text = "".join(_chunk_text(chunk) for chunk in chunks)
+            span.output = text if kind == "text_completion" else _llm_calls.assistant_message(text)
             return
         assembled = litellm.stream_chunk_builder(chunks=chunks, messages=messages)
         if assembled is None:
