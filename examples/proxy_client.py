@@ -30,6 +30,7 @@ client side), and under that the proxy's LLM span with tokens and cost.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: LiteLLM's own prices
 
@@ -38,26 +39,25 @@ import litellm
 import tracekit
 
 
-@tracekit.track
-def answer(question: str) -> str:
-    reply = litellm.completion(
+def _through_proxy(question: str, stream: bool) -> object:
+    return litellm.completion(
         model="litellm_proxy/mock-gpt",
         api_base=os.environ["PROXY_URL"],
         api_key=os.environ["PROXY_KEY"],
         messages=[{"role": "user", "content": question}],
+        stream=stream,
     )
+
+
+@tracekit.track
+def answer(question: str) -> str:
+    reply: Any = _through_proxy(question, stream=False)
     return str(reply.choices[0].message.content)
 
 
 @tracekit.track
 def answer_streaming(question: str) -> str:
-    chunks = litellm.completion(
-        model="litellm_proxy/mock-gpt",
-        api_base=os.environ["PROXY_URL"],
-        api_key=os.environ["PROXY_KEY"],
-        messages=[{"role": "user", "content": question}],
-        stream=True,
-    )
+    chunks: Any = _through_proxy(question, stream=True)
     return "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
 
 
