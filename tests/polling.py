@@ -8,14 +8,26 @@ import threading
 import time
 from collections.abc import Callable
 
+# A full collection holds the GIL for as long as the heap is big (0.3 s with
+# litellm[proxy] loaded): collecting on every poll starved the threads whose
+# work the condition waits for (LiteLLM's success callbacks).
+COLLECT_EVERY_SECONDS = 0.5
+
 
 def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False).
+
+    Garbage is collected now and then, for conditions that wait on an object's death.
+    """
     deadline = time.monotonic() + timeout
+    collected = 0.0
     while not condition():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             return False
-        gc.collect()
+        if now - collected >= COLLECT_EVERY_SECONDS:
+            gc.collect()
+            collected = time.monotonic()
         threading.Event().wait(0.01)
     return True
 

@@ -53,6 +53,7 @@ from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
 from tracekit.integrations._llm_calls import Call, LLMSpan, ResultFacts, begin, live_calls
+from tracekit.integrations._proxy import ask_proxy_to_nest
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -158,72 +159,8 @@ def _begin_proxied(
         return None
     call = begin(call_id, call_type, fields, logged_by_opik=False, proxied=True)
     if call is not None:
-        if _config.exporter_name() == "opik":
-            _with_proxy_metadata(kwargs, call.span)
-        else:
-            log_once(
-                "litellm:proxy-elsewhere",
-                "tracekit: a call through a LiteLLM proxy, but tracekit exports to %r, not "
-                "Opik: the proxy logs its LLM span in a trace of its own",
-                _config.exporter_name(),
-                exc_info=False,
-            )
+        ask_proxy_to_nest(kwargs, call.span)
     return call
-
-
-def _opik_project(span: Span) -> str | None:
-    """The project the span's trace is recorded in, as the Opik exporter files it."""
-    project = span.project_name or _config.default_project()
-    if project is None:
-        try:
-            from opik.api_objects import opik_client
-
-            project = opik_client.get_client_cached().config.project_name
-        except Exception:
-            return None
-    return project
-
-
-def _proxy_not_told(why: str) -> None:
-    log_once(
-        f"litellm:proxy-untold:{why}",
-        "tracekit: a call through a LiteLLM proxy is not joined to its trace: the caller's "
-        "extra_body is kept as given, and %s; the proxy logs it in a trace of its own",
-        why,
-        exc_info=False,
-    )
-
-
-def _with_proxy_metadata(kwargs: dict[str, Any], span: Span) -> None:
-    """Ask the proxy to log the call under `span`, in its trace's project, with its tags.
-
-    Sent as `extra_body={"metadata": {"opik": {...}}}`, which LiteLLM forwards
-    to the proxy; the caller's values win, the caller's dicts are never changed.
-    """
-    extra = kwargs.get("extra_body")
-    extra = dict(extra) if isinstance(extra, dict) else {} if extra is None else None
-    metadata = extra.get("metadata") if extra is not None else None
-    metadata = dict(metadata) if isinstance(metadata, dict) else {} if metadata is None else None
-    opik = metadata.get("opik") if metadata is not None else None
-    opik = dict(opik) if isinstance(opik, dict) else {} if opik is None else None
-    if extra is None or metadata is None or opik is None:
-        _proxy_not_told("extra_body, its metadata or metadata['opik'] is not a dict")
-        return  # the caller's, left alone
-    project = _opik_project(span)
-    given_project = opik.get("project_name")
-    if given_project is not None and given_project != project:
-        # Filed in another project than its trace, the proxy's span would be an orphan.
-        _proxy_not_told(f"its project_name {given_project!r} is not the trace's ({project!r})")
-        return
-    opik.setdefault("current_span_data", {"id": span.id, "trace_id": span.trace_id})
-    if project:
-        opik.setdefault("project_name", project)
-    parent = span._parent
-    if parent is not None and parent.tags:
-        opik.setdefault("tags", list(parent.tags))
-    metadata["opik"] = opik
-    extra["metadata"] = metadata
-    kwargs["extra_body"] = extra
 
 
 def _on_function_setup(
