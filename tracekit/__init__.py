@@ -10,7 +10,13 @@ from tracekit._config import configure, flush, is_tracing_active, set_tracing_ac
 from tracekit._context import current_span
 from tracekit._distributed import continue_trace, distributed_headers
 from tracekit._feedback import FeedbackScore, log_feedback
-from tracekit._instrument import LiteLLMNotSupported, instrument_litellm, uninstrument_litellm
+from tracekit._instrument import (
+    LiteLLMNotSupported,
+    instrument_litellm,
+    instrument_openai,
+    uninstrument_litellm,
+    uninstrument_openai,
+)
 from tracekit._scopes import (
     TraceInfo,
     context,
@@ -38,6 +44,7 @@ __all__ = [
     "distributed_headers",
     "flush",
     "instrument_litellm",
+    "instrument_openai",
     "is_tracing_active",
     "log_feedback",
     "propagate",
@@ -47,6 +54,7 @@ __all__ = [
     "testing",
     "track",
     "uninstrument_litellm",
+    "uninstrument_openai",
     "update_current_span",
     "update_current_trace",
 ]

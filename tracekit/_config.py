@@ -169,6 +169,57 @@ class _Pipeline:
         self.exporter_name = "none"
         self.exit_timeout = 5.0
         self.project_name: str | None = None
+        self.litellm_proxies: tuple[str, ...] = _proxies_from_environment()
+
+
+def _proxy_url_problem(url: object) -> str | None:
+    """Why `url` is not a proxy's base URL, or None when it is one."""
+    if not isinstance(url, str):
+        return "not a str"
+    if not url.startswith(("http://", "https://")) or len(url.rstrip("/")) <= len("https://"):
+        return "not an http:// or https:// URL"
+    return None
+
+
+def _checked_proxies(urls: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(urls, str) or not isinstance(urls, Iterable):
+        raise TypeError(
+            f"configure(litellm_proxies={urls!r}): expected a list of base URLs "
+            "such as ['http://127.0.0.1:4000']"
+        )
+    checked = []
+    for url in urls:
+        problem = _proxy_url_problem(url)
+        if problem is not None:
+            raise ValueError(
+                f"configure(litellm_proxies=[..., {url!r}, ...]): {problem}; expected base "
+                "URLs such as 'http://127.0.0.1:4000'"
+            )
+        checked.append(url.rstrip("/"))
+    return tuple(checked)
+
+
+def _proxies_from_environment() -> tuple[str, ...]:
+    """TRACEKIT_LITELLM_PROXIES, comma-separated; a bad entry is said once and left out."""
+    urls = []
+    for raw in os.environ.get("TRACEKIT_LITELLM_PROXIES", "").split(","):
+        url = raw.strip()
+        if not url:
+            continue
+        problem = _proxy_url_problem(url)
+        if problem is None:
+            urls.append(url.rstrip("/"))
+        else:
+            environment_problem(
+                f"TRACEKIT_LITELLM_PROXIES entry {url!r} is {problem}; it is left out"
+            )
+    return tuple(urls)
+
+
+def is_litellm_proxy(base_url: str) -> bool:
+    """Does `base_url` belong to one of the configured LiteLLM proxies (prefix match)?"""
+    url = base_url.rstrip("/")
+    return any(url == p or url.startswith(p + "/") for p in _pipeline.litellm_proxies)
 
 
 _pipeline = _Pipeline()
@@ -193,6 +244,7 @@ def configure(
     max_depth: int = 20,
     max_span_bytes: int = 1_000_000,
     enabled: bool = True,
+    litellm_proxies: Iterable[str] | None = None,
 ) -> None:
     """Choose where spans go and how they are captured; replaces the previous setup.
 
@@ -208,6 +260,10 @@ def configure(
     handler of its own. What the previous setup still held is flushed first,
     waiting at most `exit_timeout` seconds. `enabled=False` turns tracing
     off as `set_tracing_active(False)` does (that one keeps the setup).
+    `litellm_proxies` are the base URLs of LiteLLM proxies (default:
+    `TRACEKIT_LITELLM_PROXIES`, comma-separated): an `openai` client whose
+    base URL starts with one asks the proxy to log its LLM span under the
+    caller's span (`instrument_openai()`).
     """
     if isinstance(exporter, str) or not isinstance(exporter, Exporter):
         _check_exporter_name(exporter)
@@ -229,6 +285,11 @@ def configure(
         raise TypeError(f"configure(handle_sigterm={handle_sigterm!r}): expected True or False")
     if not isinstance(enabled, bool):
         raise TypeError(f"configure(enabled={enabled!r}): expected True or False")
+    proxies = (
+        _proxies_from_environment()
+        if litellm_proxies is None
+        else _checked_proxies(litellm_proxies)
+    )
     numbers = {
         "max_queue": max_queue,
         "batch_size": batch_size,
@@ -269,6 +330,7 @@ def configure(
     processor = None if name == "none" else BatchProcessor(make_exporter, options)
     _install(processor, name, float(exit_timeout))
     _inputs.copy_limit = max_collection_items  # arguments copied at the call: no more
+    _pipeline.litellm_proxies = proxies
     _pipeline_module.enabled = enabled
     _shutdown.handle_sigterm(handle_sigterm and processor is not None)
 

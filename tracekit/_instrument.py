@@ -6,7 +6,13 @@ when instrumenting is asked for.
 
 from __future__ import annotations
 
-__all__ = ["LiteLLMNotSupported", "instrument_litellm", "uninstrument_litellm"]
+__all__ = [
+    "LiteLLMNotSupported",
+    "instrument_litellm",
+    "instrument_openai",
+    "uninstrument_litellm",
+    "uninstrument_openai",
+]
 
 
 class LiteLLMNotSupported(RuntimeError):
@@ -41,3 +47,27 @@ def uninstrument_litellm() -> None:
     module = sys.modules.get("tracekit.integrations.litellm")
     if module is not None:
         module.uninstrument_litellm()
+
+
+def instrument_openai() -> None:
+    """Make `openai` SDK calls to a LiteLLM proxy join the caller's trace.
+
+    For a client whose base URL is one of `configure(litellm_proxies=[...])`
+    (or `TRACEKIT_LITELLM_PROXIES`), a call under an active span is logged as
+    a `general` client span, and the proxy is asked (in `extra_body`) to log
+    its LLM span under it. Chat completions, responses and embeddings, sync,
+    async and streaming. Calls to other base URLs are not traced yet.
+    Idempotent and thread-safe.
+    """
+    from tracekit.integrations.openai import instrument_openai as install
+
+    install()
+
+
+def uninstrument_openai() -> None:
+    """Undo `instrument_openai()`."""
+    import sys
+
+    module = sys.modules.get("tracekit.integrations.openai")
+    if module is not None:
+        module.uninstrument_openai()

@@ -1,0 +1,153 @@
+"""The openai SDK pointed at a LiteLLM proxy: one LLM span per call, the proxy's, in our trace.
+
+Against the suite's real proxy (tests/litellm_proxy.py), listed with
+`configure(litellm_proxies=[...])`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+import tracekit
+from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy
+from tests.opik_server import OpikServer
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def server(opik_server: OpikServer, litellm_proxy: LiteLLMProxy) -> Iterator[OpikServer]:
+    opik_server.reset()
+    tracekit.configure(exporter="opik", flush_interval=0.05, litellm_proxies=[litellm_proxy.url])
+    tracekit.instrument_openai()
+    yield opik_server
+    tracekit.uninstrument_openai()
+    tracekit.configure(exporter="none")
+
+
+def _client(proxy: LiteLLMProxy) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url, api_key=proxy.api_key)
+
+
+def _async_client(proxy: LiteLLMProxy) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=proxy.url, api_key=proxy.api_key)
+
+
+def _run(mode: str, proxy: LiteLLMProxy) -> str:
+    """One call through the proxy, made `mode`'s way (each client closed after): the text."""
+    if mode.startswith("async"):
+        return asyncio.run(_run_async(mode, proxy))
+    with _client(proxy) as client:
+        return _run_sync(mode, client)
+
+
+def _run_sync(mode: str, client: openai.OpenAI) -> str:
+    if mode == "sync":
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+        return str(reply.choices[0].message.content)
+    if mode == "raw":
+        raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+        return str(raw.parse().choices[0].message.content)
+    if mode == "stream":
+        chunks = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    if mode == "embedding":
+        reply_e = client.embeddings.create(model="mock-embedding", input=["hi"])
+        return ANSWER if reply_e.data else ""
+    raise ValueError(mode)
+
+
+async def _run_async(mode: str, proxy: LiteLLMProxy) -> str:
+    async with _async_client(proxy) as client:
+        if mode == "async":
+            reply = await client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+            return str(reply.choices[0].message.content)
+        chunks = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        return "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+
+
+def _llm_spans(server: OpikServer) -> list[dict[str, Any]]:
+    return [s for s in server.spans.values() if s.get("type") == "llm"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "raw", "stream", "async", "async-stream", "embedding"])
+def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, mode: str
+) -> None:
+    @tracekit.track
+    def answer() -> str:
+        return _run(mode, litellm_proxy)
+
+    with tracekit.context(project_name="openai-proxy", tags=["ctx"]):
+        assert answer() == ANSWER
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans) == 3, timeout=30)
+    by_name = {s["name"]: s for s in server.spans.values()}
+    client = by_name["openai.embeddings" if mode == "embedding" else "openai.chat.completions"]
+    (llm,) = _llm_spans(server)
+    assert client["type"] == "general"
+    assert client["parent_span_id"] == by_name["answer"]["id"]
+    assert llm["parent_span_id"] == client["id"]
+    assert llm["trace_id"] == by_name["answer"]["trace_id"]
+    assert llm["project_name"] == "openai-proxy"
+    assert list(server.traces) == [by_name["answer"]["trace_id"]]
+    if mode != "embedding":
+        assert client["output"]["content"] == ANSWER
+
+
+def test_a_stream_dropped_unread_still_ends_its_span(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    with tracekit.span("caller"), _client(litellm_proxy) as client:
+        stream = client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+        )
+        stream.response.close()
+        del stream
+        gc.collect()
+    assert tracekit.flush(10)
+    client = next(s for s in server.spans.values() if s["name"] == "openai.chat.completions")
+    assert client["metadata"]["stream_completed"] is False
+
+
+def test_no_active_span_or_a_base_url_not_listed_is_left_alone(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any
+) -> None:
+    _run("sync", litellm_proxy)  # no active span
+    tracekit.configure(exporter="opik", flush_interval=0.05, litellm_proxies=[])
+    with tracekit.span("caller"):
+        _run("sync", litellm_proxy)  # not listed as a proxy
+    assert [s.name for s in tracekit_capture.spans] == ["caller"]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "error"),
+    [("http://127.0.0.1:4000", TypeError), (["127.0.0.1:4000"], ValueError), ([4000], ValueError)],
+)
+def test_bad_proxy_urls_are_refused_naming_them(proxies: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="litellm_proxies"):
+        tracekit.configure(exporter="none", litellm_proxies=proxies)
+
+
+def test_the_environment_lists_proxies_and_a_bad_entry_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TRACEKIT_LITELLM_PROXIES", " http://a:4000/ , nope ,https://b")
+    with caplog.at_level(logging.WARNING, "tracekit"):
+        tracekit.configure(exporter="none")
+    from tracekit import _config
+
+    assert _config.is_litellm_proxy("http://a:4000/v1")
+    assert _config.is_litellm_proxy("https://b")
+    assert not _config.is_litellm_proxy("http://a:40001")
+    monkeypatch.delenv("TRACEKIT_LITELLM_PROXIES")
+    tracekit.configure(exporter="none")
