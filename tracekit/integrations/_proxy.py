@@ -42,12 +42,15 @@ def _proxy_not_told(why: str) -> None:
     )
 
 
-def ask_proxy_to_nest(kwargs: dict[str, Any], span: Span) -> None:
+def ask_proxy_to_nest(kwargs: dict[str, Any], span: Span, request_metadata: object = None) -> None:
     """Ask the proxy to log the call under `span`, in its trace's project, with its tags.
 
     Sent as `extra_body={"metadata": {"opik": {...}}}`, which LiteLLM forwards
     to the proxy; the caller's values win, the caller's dicts are never changed.
-    Only when tracekit exports to Opik: the proxy's span must find its trace there.
+    `request_metadata` is the request's own top-level `metadata` (the openai
+    SDK's argument), which `extra_body["metadata"]` would replace whole: it is
+    kept, merged under what tracekit adds. Only when tracekit exports to Opik:
+    the proxy's span must find its trace there.
     """
     exporter = _config.exporter_name()
     if exporter != "opik":
@@ -61,7 +64,7 @@ def ask_proxy_to_nest(kwargs: dict[str, Any], span: Span) -> None:
         return
     extra = kwargs.get("extra_body")
     extra = dict(extra) if isinstance(extra, dict) else {} if extra is None else None
-    metadata = extra.get("metadata") if extra is not None else None
+    metadata = extra.get("metadata", request_metadata) if extra is not None else None
     metadata = dict(metadata) if isinstance(metadata, dict) else {} if metadata is None else None
     opik = metadata.get("opik") if metadata is not None else None
     opik = dict(opik) if isinstance(opik, dict) else {} if opik is None else None

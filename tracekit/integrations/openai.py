@@ -1,8 +1,10 @@
 """The `openai` SDK pointed at a LiteLLM proxy: its calls join the caller's trace.
 
 `instrument_openai()` patches the `create` methods of chat completions,
-responses and embeddings, sync and async (`with_raw_response` included:
-it calls the patched method). For a client whose `base_url` is one of the
+responses and embeddings, and `chat.completions.parse`, sync and async.
+`with_raw_response` / `with_streaming_response` call the method as it was
+when they were first used on a client: used before instrumenting, they are
+not traced (openai keeps them per client). For a client whose `base_url` is one of the
 configured LiteLLM proxies (`configure(litellm_proxies=[...])`), a call made
 under an active span opens a `general` client span (input, output, latency)
 and asks the proxy to log its LLM span under it (`_proxy.ask_proxy_to_nest`):
@@ -30,33 +32,36 @@ from tracekit.integrations._proxy import ask_proxy_to_nest
 
 __all__ = ["instrument_openai", "uninstrument_openai"]
 
-# (module, class, what the span is named after, the arguments kept as input)
-_TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    (
-        "openai.resources.chat.completions.completions",
-        "Completions",
-        "chat.completions",
-        ("messages",),
-    ),
-    (
-        "openai.resources.chat.completions.completions",
-        "AsyncCompletions",
-        "chat.completions",
-        ("messages",),
-    ),
-    ("openai.resources.responses.responses", "Responses", "responses", ("input", "instructions")),
-    (
-        "openai.resources.responses.responses",
-        "AsyncResponses",
-        "responses",
-        ("input", "instructions"),
-    ),
-    ("openai.resources.embeddings", "Embeddings", "embeddings", ("input",)),
-    ("openai.resources.embeddings", "AsyncEmbeddings", "embeddings", ("input",)),
+_CHAT = "openai.resources.chat.completions.completions"
+_RESPONSES = "openai.resources.responses.responses"
+_EMBEDDINGS = "openai.resources.embeddings"
+
+# (module, class, method, what the span is named after, the arguments kept as input)
+_TARGETS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = tuple(
+    (module, cls, method, name, kept)
+    for module, classes, methods, name, kept in (
+        (
+            _CHAT,
+            ("Completions", "AsyncCompletions"),
+            ("create", "parse"),
+            "chat.completions",
+            ("messages",),
+        ),
+        (
+            _RESPONSES,
+            ("Responses", "AsyncResponses"),
+            ("create",),
+            "responses",
+            ("input", "instructions"),
+        ),
+        (_EMBEDDINGS, ("Embeddings", "AsyncEmbeddings"), ("create",), "embeddings", ("input",)),
+    )
+    for cls in classes
+    for method in methods
 )
 
 _lock = threading.Lock()
-_originals: list[tuple[type, Any]] = []
+_originals: list[tuple[type, str, Any]] = []
 
 
 def _base_url(resource: Any) -> str:
@@ -70,15 +75,8 @@ def _client_span(name: str, kwargs: dict[str, Any], kept: tuple[str, ...]) -> Sp
     if isinstance(model, str):
         inputs["model"] = model
     span = Span(f"openai.{name}", "general", active_span.get(), tags=("openai",), input=inputs)
-    ask_proxy_to_nest(kwargs, span)
+    ask_proxy_to_nest(kwargs, span, kwargs.get("metadata"))
     return span
-
-
-def _parsed(result: Any) -> Any:
-    """`with_raw_response` returns the HTTP response: its parsed body (cached by openai)."""
-    if hasattr(result, "http_response") and callable(getattr(result, "parse", None)):
-        return result.parse()
-    return result
 
 
 def _output_of(result: Any) -> Any:
@@ -154,17 +152,48 @@ async def _follow_async(items: AsyncIterator[Any], end: _StreamEnd) -> AsyncIter
         end.finish()
 
 
-def _settle(span: Span, result: Any, is_async: bool) -> Any:
-    """End `span` with `result`, or, for a stream, when the stream ends."""
-    iterator = getattr(result, "_iterator", None)
-    if iterator is not None and hasattr(result, "response"):  # openai's Stream / AsyncStream
-        end = _StreamEnd(span)
-        result._iterator = _follow_async(iterator, end) if is_async else _follow(iterator, end)
-        weakref.finalize(result, end.finish)  # never iterated: the generator never ran
-        return result
-    span.output = _output_of(_parsed(result))
+def _follow_stream(span: Span, stream: Any, is_async: bool) -> None:
+    """End `span` when `stream` is exhausted, fails, is closed, or is collected unfinished."""
+    end = _StreamEnd(span)
+    iterator = stream._iterator
+    stream._iterator = _follow_async(iterator, end) if is_async else _follow(iterator, end)
+    close = stream.close
+    if is_async:
+
+        async def close_async() -> None:
+            try:
+                await close()
+            finally:
+                end.finish()
+
+        stream.close = close_async  # __aexit__ calls it too
+    else:
+
+        def close_sync() -> None:
+            try:
+                close()
+            finally:
+                end.finish()
+
+        stream.close = close_sync  # __exit__ calls it too
+    weakref.finalize(stream, end.finish)  # never iterated: the generator never ran
+
+
+def _settle(span: Span, result: Any, is_async: bool) -> None:
+    """End `span` with `result`, or, for a stream, when the stream ends. Never raises.
+
+    A `with_raw_response` result is left unread (the caller parses it, or
+    not): its span records no output.
+    """
+    try:
+        if hasattr(result, "_iterator") and hasattr(result, "response"):  # Stream, AsyncStream
+            _follow_stream(span, result, is_async)
+            return
+        if not hasattr(result, "http_response"):
+            span.output = _output_of(result)
+    except Exception:
+        log_once("openai:result", "tracekit: could not record an openai result")
     span.end()
-    return result
 
 
 def _start(resource: Any, name: str, kwargs: dict[str, Any], kept: tuple[str, ...]) -> Span | None:
@@ -191,7 +220,8 @@ def _sync_wrapper(name: str, kept: tuple[str, ...]) -> Callable[..., Any]:
         except BaseException as exc:
             span.fail(exc)
             raise
-        return _settle(span, result, is_async=False)
+        _settle(span, result, is_async=False)
+        return result
 
     return call
 
@@ -206,7 +236,8 @@ def _async_wrapper(name: str, kept: tuple[str, ...]) -> Callable[..., Any]:
         except BaseException as exc:
             span.fail(exc)
             raise
-        return _settle(span, result, is_async=True)
+        _settle(span, result, is_async=True)
+        return result
 
     return call
 
@@ -216,18 +247,20 @@ def instrument_openai() -> None:
     with _lock:
         if _originals:
             return
-        for module_name, class_name, name, kept in _TARGETS:
+        for module_name, class_name, method, name, kept in _TARGETS:
             cls = getattr(importlib.import_module(module_name), class_name)
-            original = cls.__dict__["create"]
+            original = cls.__dict__.get(method)
+            if original is None:  # an older openai without it
+                continue
             is_async = class_name.startswith("Async")
             wrapper = (_async_wrapper if is_async else _sync_wrapper)(name, kept)
-            setattr(cls, "create", wrapt.FunctionWrapper(original, wrapper))  # noqa: B010
-            _originals.append((cls, original))
+            setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
+            _originals.append((cls, method, original))
 
 
 def uninstrument_openai() -> None:
     """Undo `instrument_openai()`."""
     with _lock:
-        for cls, original in _originals:
-            setattr(cls, "create", original)  # noqa: B010
+        for cls, method, original in _originals:
+            setattr(cls, method, original)
         _originals.clear()
