@@ -114,15 +114,19 @@ def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
         assert client["output"]["content"] == ANSWER
 
 
+def _open_stream(client: openai.OpenAI) -> Any:
+    return client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,  # type: ignore[arg-type]
+        stream=True,
+    )
+
+
 def test_a_stream_dropped_unread_still_ends_its_span(
     server: OpikServer, litellm_proxy: LiteLLMProxy
 ) -> None:
     with tracekit.span("caller"), _client(litellm_proxy) as client:
-        stream = client.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,  # type: ignore[arg-type]
-            stream=True,
-        )
+        stream = _open_stream(client)
         stream.response.close()
         del stream
         gc.collect()
@@ -190,11 +194,7 @@ def test_closing_a_stream_ends_its_span_then(
     server: OpikServer, litellm_proxy: LiteLLMProxy, how: str, tracekit_capture: Any
 ) -> None:
     with tracekit.span("caller"), _client(litellm_proxy) as client:
-        stream = client.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,  # type: ignore[arg-type]
-            stream=True,
-        )
+        stream = _open_stream(client)
         if how == "close":
             next(iter(stream))
             stream.close()
