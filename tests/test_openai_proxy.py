@@ -62,6 +62,8 @@ def _run_sync(mode: str, client: openai.OpenAI) -> str:
     if mode == "stream":
         chunks = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)  # type: ignore[arg-type]
         return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    if mode == "responses":
+        return client.responses.create(model=MODEL, input="hi").output_text
     if mode == "embedding":
         reply_e = client.embeddings.create(model="mock-embedding", input=["hi"])
         return ANSWER if reply_e.data else ""
@@ -82,7 +84,7 @@ def _llm_spans(server: OpikServer) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "mode", ["sync", "parse", "raw", "stream", "async", "async-stream", "embedding"]
+    "mode", ["sync", "parse", "raw", "stream", "async", "async-stream", "responses", "embedding"]
 )
 def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     server: OpikServer, litellm_proxy: LiteLLMProxy, mode: str
@@ -102,7 +104,8 @@ def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     (trace_id,) = trace_ids  # (a late span of an earlier test may arrive: ours are in our trace)
     assert server.wait_for(lambda: len(server.spans_of(trace_id)) == 3, timeout=30)
     by_name = {s["name"]: s for s in server.spans_of(trace_id)}
-    client = by_name["openai.embeddings" if mode == "embedding" else "openai.chat.completions"]
+    kind = {"embedding": "embeddings", "responses": "responses"}.get(mode, "chat.completions")
+    client = by_name[f"openai.{kind}"]
     (llm,) = [s for s in server.spans_of(trace_id) if s["type"] == "llm"]
     assert client["type"] == "general"
     assert client["parent_span_id"] == by_name["answer"]["id"]
@@ -110,7 +113,9 @@ def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     assert llm["trace_id"] == by_name["answer"]["trace_id"]
     assert llm["project_name"] == "openai-proxy"
     assert trace_id in server.traces
-    if mode not in ("embedding", "raw"):  # a raw response is left for the caller to read
+    if mode == "responses":
+        assert client["output"] == {"output": ANSWER}
+    elif mode not in ("embedding", "raw"):  # a raw response is left for the caller to read
         assert client["output"]["content"] == ANSWER
 
 
