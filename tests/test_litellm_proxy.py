@@ -195,3 +195,21 @@ def test_a_caller_project_other_than_the_traces_is_kept_and_nothing_is_joined(
     assert llm["project_name"] == "elsewhere"
     assert llm["trace_id"] != caller.trace_id
     assert any("'elsewhere' is not the trace's" in r.getMessage() for r in caplog.records)
+
+
+def test_exporting_elsewhere_a_proxied_call_is_recorded_as_an_llm_span(
+    litellm_proxy: LiteLLMProxy, tracekit_capture: Any, tmp_path: Any
+) -> None:
+    """The proxy cannot nest under a trace Opik never gets: tracekit keeps the LLM span itself."""
+    tracekit.configure(exporter="sqlite", db_path=tmp_path / "t.db", flush_interval=0.01)
+    try:
+        extra_body: dict[str, Any] = {}
+        with tracekit.span("caller") as caller:
+            _call(litellm_proxy, extra_body=extra_body)
+        (llm,) = [s for s in tracekit_capture.spans if s.type == "llm"]
+        assert llm.parent_id == caller.id
+        assert llm.usage is not None
+        assert llm.usage["total_tokens"] > 0
+        assert extra_body == {}
+    finally:
+        tracekit.configure(exporter="none")

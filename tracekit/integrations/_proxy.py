@@ -16,7 +16,7 @@ from tracekit import _config
 from tracekit._log import log_once
 from tracekit._span import Span
 
-__all__ = ["ask_proxy_to_nest"]
+__all__ = ["ask_proxy_to_nest", "proxy_can_nest"]
 
 
 def _opik_project(span: Span) -> str | None:
@@ -30,6 +30,25 @@ def _opik_project(span: Span) -> str | None:
         except Exception:
             return None
     return project
+
+
+def proxy_can_nest() -> bool:
+    """Can a proxy's span nest under tracekit's? Only when tracekit exports to Opik too.
+
+    Exporting elsewhere, the proxy's span would point at a trace Opik never
+    gets: the proxy is told nothing (said once) and logs its own trace.
+    """
+    exporter = _config.exporter_name()
+    if exporter == "opik":
+        return True
+    log_once(
+        "proxy:exporter-elsewhere",
+        "tracekit: a call through a LiteLLM proxy, but tracekit exports to %r, not Opik: "
+        "the proxy logs its LLM span in a trace of its own",
+        exporter,
+        exc_info=False,
+    )
+    return False
 
 
 def _proxy_not_told(why: str) -> None:
@@ -52,15 +71,7 @@ def ask_proxy_to_nest(kwargs: dict[str, Any], span: Span, request_metadata: obje
     kept, merged under what tracekit adds. Only when tracekit exports to Opik:
     the proxy's span must find its trace there.
     """
-    exporter = _config.exporter_name()
-    if exporter != "opik":
-        log_once(
-            "proxy:exporter-elsewhere",
-            "tracekit: a call through a LiteLLM proxy, but tracekit exports to %r, not "
-            "Opik: the proxy logs its LLM span in a trace of its own",
-            exporter,
-            exc_info=False,
-        )
+    if not proxy_can_nest():
         return
     extra = kwargs.get("extra_body")
     extra = dict(extra) if isinstance(extra, dict) else {} if extra is None else None

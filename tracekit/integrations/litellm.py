@@ -53,7 +53,7 @@ from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
 from tracekit.integrations._llm_calls import Call, LLMSpan, ResultFacts, begin, live_calls
-from tracekit.integrations._proxy import ask_proxy_to_nest
+from tracekit.integrations._proxy import ask_proxy_to_nest, proxy_can_nest
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -178,7 +178,9 @@ def _on_function_setup(
                     **dict(zip(("messages",), args[4:5], strict=False)),
                     **kwargs,
                 }
-            if _is_proxied(fields):
+            # Not exporting to Opik, a proxied call is recorded like any other
+            # LiteLLM call: its LLM span (tokens, cost) is then tracekit's.
+            if _is_proxied(fields) and proxy_can_nest():
                 call = _begin_proxied(call_id, call_type, fields, kwargs)
             else:
                 callback_on = _opik_callback_active()
