@@ -12,10 +12,13 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+import tracekit
 from tests.polling import until
 
 MASTER_KEY = "sk-tracekit-suite-9f8e7d6c5b4a39281706"
@@ -100,3 +103,21 @@ class LiteLLMProxy:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(15)
+
+
+def answer_in_a_trace(run: Callable[[], str], **context: Any) -> tuple[str, str]:
+    """`run()` inside a tracked `answer()`, under `tracekit.context(**context)`: its result
+    and the trace id (the proxy's spans of an earlier test may still arrive: select by it)."""
+    trace_ids: list[str] = []
+
+    @tracekit.track
+    def answer() -> str:
+        trace = tracekit.current_trace()
+        assert trace is not None
+        trace_ids.append(trace.id)
+        return run()
+
+    with tracekit.context(**context):
+        result = answer()
+    (trace_id,) = trace_ids
+    return result, trace_id

@@ -21,7 +21,7 @@ import litellm
 import pytest
 
 import tracekit
-from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy
+from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy, answer_in_a_trace
 from tests.opik_server import OpikServer
 
 pytestmark = pytest.mark.usefixtures("litellm_instrumented")
@@ -83,19 +83,14 @@ def test_a_proxied_call_nests_the_proxys_llm_span_under_the_caller(
 ) -> None:
     """One `llm` span per call — the proxy's — in the caller's trace, project and tags."""
 
-    trace_ids: list[str] = []
-
-    @tracekit.track
-    def answer() -> str:
-        trace = tracekit.current_trace()
-        assert trace is not None
-        trace_ids.append(trace.id)
-        return _run(mode, litellm_proxy)
-
-    with tracekit.context(project_name="proxy-project", thread_id="th-1", tags=["ctx"]):
-        assert answer() == ANSWER
+    answer, trace_id = answer_in_a_trace(
+        lambda: _run(mode, litellm_proxy),
+        project_name="proxy-project",
+        thread_id="th-1",
+        tags=["ctx"],
+    )
+    assert answer == ANSWER
     assert tracekit.flush(10)
-    (trace_id,) = trace_ids  # (a late span of an earlier test may arrive: ours are in our trace)
     assert server.wait_for(lambda: len(server.spans_of(trace_id)) == 3, timeout=30)
     by_name = {s["name"]: s for s in server.spans_of(trace_id)}
     kind = "embedding" if mode == "embedding" else "completion"

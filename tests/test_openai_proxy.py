@@ -17,7 +17,7 @@ import openai
 import pytest
 
 import tracekit
-from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy
+from tests.litellm_proxy import ANSWER, MODEL, LiteLLMProxy, answer_in_a_trace
 from tests.opik_server import OpikServer
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -89,19 +89,11 @@ def _llm_spans(server: OpikServer) -> list[dict[str, Any]]:
 def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     server: OpikServer, litellm_proxy: LiteLLMProxy, mode: str
 ) -> None:
-    trace_ids: list[str] = []
-
-    @tracekit.track
-    def answer() -> str:
-        trace = tracekit.current_trace()
-        assert trace is not None
-        trace_ids.append(trace.id)
-        return _run(mode, litellm_proxy)
-
-    with tracekit.context(project_name="openai-proxy", tags=["ctx"]):
-        assert answer() == ANSWER
+    answer, trace_id = answer_in_a_trace(
+        lambda: _run(mode, litellm_proxy), project_name="openai-proxy", tags=["ctx"]
+    )
+    assert answer == ANSWER
     assert tracekit.flush(10)
-    (trace_id,) = trace_ids  # (a late span of an earlier test may arrive: ours are in our trace)
     assert server.wait_for(lambda: len(server.spans_of(trace_id)) == 3, timeout=30)
     by_name = {s["name"]: s for s in server.spans_of(trace_id)}
     kind = {"embedding": "embeddings", "responses": "responses"}.get(mode, "chat.completions")

@@ -99,6 +99,22 @@ class FeedbackRecord:
     project_name: str | None = None
     created_ns: int  # when the score was given
 
+    @classmethod
+    def of(
+        cls, score: FeedbackScore, trace_id: str, span_id: str | None, project_name: str | None
+    ) -> FeedbackRecord:
+        """The record of `score`, given to span `span_id` (None: the trace) of `trace_id`."""
+        return cls(
+            trace_id=trace_id,
+            span_id=span_id,
+            name=score.name,
+            value=score.value,
+            reason=score.reason,
+            category_name=score.category_name,
+            project_name=project_name,
+            created_ns=score.given_ns,
+        )
+
     @property
     def score(self) -> FeedbackScore:
         return FeedbackScore(
@@ -175,16 +191,8 @@ def feedback_record(
 ) -> FeedbackRecord:
     """The record of a score given with `log_feedback`, filed under `project_name`."""
     (score,) = _scores(safe, (late.score,))
-    return FeedbackRecord(
-        trace_id=late.trace_id,
-        span_id=late.span_id,
-        name=score.name,
-        value=score.value,
-        reason=score.reason,
-        category_name=score.category_name,
-        project_name=_text(safe, late.project_name or project_name),
-        created_ns=score.given_ns,
-    )
+    project = _text(safe, late.project_name or project_name)
+    return FeedbackRecord.of(score, late.trace_id, late.span_id, project)
 
 
 def span_record(

@@ -287,18 +287,16 @@ _SCORE_UPSERT = (
 def _score_rows(batch: Batch) -> list[tuple[Any, ...]]:
     """Every score the batch carries: those given while spans ran, then the late ones."""
     records = [
-        FeedbackRecord(
-            trace_id=record.trace_id if isinstance(record, SpanRecord) else record.id,
-            span_id=record.id if isinstance(record, SpanRecord) else None,
-            name=score.name,
-            value=score.value,
-            reason=score.reason,
-            category_name=score.category_name,
-            project_name=record.project_name,
-            created_ns=score.given_ns,
-        )
-        for record in (*batch.spans, *batch.traces)
-        for score in record.feedback_scores
+        *(
+            FeedbackRecord.of(score, span.trace_id, span.id, span.project_name)
+            for span in batch.spans
+            for score in span.feedback_scores
+        ),
+        *(
+            FeedbackRecord.of(score, trace.id, None, trace.project_name)
+            for trace in batch.traces
+            for score in trace.feedback_scores
+        ),
     ]
     return [FEEDBACK.row(record) for record in (*records, *batch.feedback)]
 
