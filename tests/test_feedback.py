@@ -453,3 +453,12 @@ def test_bad_span_scores_raise_with_no_active_span_too() -> None:
     """As update_current_trace does: a bad score is a bug in the caller, span or not."""
     with pytest.raises(ValueError, match="expected a finite number"):
         tracekit.update_current_span(feedback_scores=[{"name": "n", "value": float("nan")}])
+
+
+def test_a_late_score_is_counted_in_stats_like_a_span(db: Path) -> None:
+    with tracekit.span("s") as s:
+        pass
+    tracekit.log_feedback(s.trace_id, "n", 1)
+    assert tracekit.flush(10)
+    stats = tracekit.stats()
+    assert (stats["produced"], stats["exported"]) == (2, 2)
