@@ -29,6 +29,9 @@ class OpikServer:
         self.requests: list[tuple[str, str]] = []
         # PUT {spans,traces}/feedback-scores: every score item as it arrived, in order.
         self.span_scores: list[dict[str, Any]] = []
+        # Traces of earlier tests: a span of theirs that arrives after a reset
+        # (the LiteLLM proxy's Opik callback sends late) is not this test's.
+        self._earlier_traces: set[str] = set()
         self.trace_scores: list[dict[str, Any]] = []
         self.mode: Mode = "ok"
         self.hang_limit = hang_limit
@@ -50,6 +53,8 @@ class OpikServer:
 
     def reset(self, mode: Mode = "ok") -> None:
         with self._changed:
+            self._earlier_traces.update(self.traces)
+            self._earlier_traces.update(str(s.get("trace_id")) for s in self.spans.values())
             self.traces.clear()
             self.spans.clear()
             self.requests.clear()
@@ -82,6 +87,9 @@ class OpikServer:
     def _record(self, kind: str, items: list[dict[str, Any]]) -> None:
         store = self.traces if kind == "traces" else self.spans
         for item in items:
+            trace_id = item.get("id") if kind == "traces" else item.get("trace_id")
+            if trace_id in self._earlier_traces:
+                continue
             merged = store.setdefault(item["id"], {})
             merged.update({k: v for k, v in item.items() if v is not None})
 

@@ -140,6 +140,10 @@ def test_no_active_span_or_a_base_url_not_listed_is_left_alone(
     with tracekit.span("caller"):
         _run("sync", litellm_proxy)  # not listed as a proxy
     assert [s.name for s in tracekit_capture.spans] == ["caller"]
+    # The proxy logs both calls in traces of its own: let them arrive in this test.
+    assert server.wait_for(
+        lambda: sum(s["trace_id"] in server.traces for s in _llm_spans(server)) == 2, timeout=30
+    )
 
 
 @pytest.mark.parametrize(
