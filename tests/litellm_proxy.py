@@ -24,6 +24,8 @@ from tests.polling import until
 MASTER_KEY = "sk-tracekit-suite-9f8e7d6c5b4a39281706"
 MODEL = "mock-gpt"
 ANSWER = "hello from proxy"
+# A mock model under a name LiteLLM's price list knows: answers carry that name.
+PRICED_MODEL = "gpt-4o-mini"
 STARTUP_SECONDS = 120
 
 CONFIG = f"""\
@@ -31,6 +33,11 @@ model_list:
   - model_name: {MODEL}
     litellm_params:
       model: openai/gpt-3.5-turbo
+      mock_response: "{ANSWER}"
+      api_key: sk-not-used
+  - model_name: {PRICED_MODEL}
+    litellm_params:
+      model: openai/{PRICED_MODEL}
       mock_response: "{ANSWER}"
       api_key: sk-not-used
   - model_name: mock-embedding

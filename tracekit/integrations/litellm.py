@@ -52,7 +52,8 @@ from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls
 from tracekit.integrations import opik as opik_interop
-from tracekit.integrations._llm_calls import Call, LLMSpan, ResultFacts, begin, live_calls
+from tracekit.integrations._llm_calls import Call, begin, live_calls
+from tracekit.integrations._llm_spans import LLMSpan, ResultFacts, assistant_message, finite_cost
 from tracekit.integrations._proxy import ask_proxy_to_nest, proxy_can_nest
 
 __all__ = [
@@ -227,7 +228,7 @@ def _on_response(
                 setattr(stream, STATE_ATTRIBUTE, call)
                 call.watch(stream)  # dropped unfinished: still logged
             else:  # LiteLLM calls this as the result comes back
-                facts = ResultFacts(result, call.kind)
+                facts = _facts(result, call.kind)
                 provider = _provider_of(logging_obj)
                 call.succeed(result, lambda span: _describe(span, facts, provider))
     except Exception:
@@ -268,6 +269,27 @@ def _opik_provider_name(provider: object) -> str | None:
     except ImportError:  # older LiteLLM: its own name
         return provider
     return normalize_provider_name(provider) or provider
+
+
+def _hidden_params(result: Any) -> Any:
+    """LiteLLM's `_hidden_params` of a response (cost, provider): a dict or a `HiddenParams`."""
+    private = getattr(result, "__pydantic_private__", None)  # faster than pydantic's getattr
+    hidden = private.get("_hidden_params") if isinstance(private, dict) else None
+    if hidden is None:
+        hidden = getattr(result, "_hidden_params", None)
+    return hidden if callable(getattr(hidden, "get", None)) else {}
+
+
+def _facts(result: Any, kind: str) -> ResultFacts:
+    """What a LiteLLM result says, with the cost and provider LiteLLM hides in it."""
+    hidden = _hidden_params(result)
+    provider = hidden.get("custom_llm_provider")
+    return ResultFacts(
+        result,
+        kind,
+        cost=finite_cost(hidden.get("response_cost")),
+        provider=provider if isinstance(provider, str) else None,
+    )
 
 
 def _describe(span: LLMSpan, facts: ResultFacts, provider: object) -> None:
@@ -312,16 +334,16 @@ def _stream_description(stream: Any, kind: str) -> _llm_calls.DescribeStream:
     def describe(span: LLMSpan, chunks: list[Any]) -> None:
         span.provider = _opik_provider_name(provider)
         if not chunks:
-            span.output = "" if kind == "text_completion" else _llm_calls.assistant_message("")
+            span.output = "" if kind == "text_completion" else assistant_message("")
             return
         if span.type != "llm":  # a proxied call's client side: the text is all it shows
             text = "".join(_chunk_text(chunk) for chunk in chunks)
-            span.output = text if kind == "text_completion" else _llm_calls.assistant_message(text)
+            span.output = text if kind == "text_completion" else assistant_message(text)
             return
         assembled = litellm.stream_chunk_builder(chunks=chunks, messages=messages)
         if assembled is None:
             return
-        _describe(span, ResultFacts(assembled, kind), provider)
+        _describe(span, _facts(assembled, kind), provider)
         if span.type == "llm" and span.total_cost is None:
             try:
                 span.total_cost = float(litellm.completion_cost(completion_response=assembled))
