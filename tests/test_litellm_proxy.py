@@ -193,9 +193,10 @@ def test_a_caller_project_other_than_the_traces_is_kept_and_nothing_is_joined(
 
 
 def test_exporting_elsewhere_a_proxied_call_is_recorded_as_an_llm_span(
-    litellm_proxy: LiteLLMProxy, tracekit_capture: Any, tmp_path: Any
+    opik_server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any, tmp_path: Any
 ) -> None:
     """The proxy cannot nest under a trace Opik never gets: tracekit keeps the LLM span itself."""
+    opik_server.reset()
     tracekit.configure(exporter="sqlite", db_path=tmp_path / "t.db", flush_interval=0.01)
     try:
         extra_body: dict[str, Any] = {}
@@ -208,3 +209,5 @@ def test_exporting_elsewhere_a_proxied_call_is_recorded_as_an_llm_span(
         assert extra_body == {}
     finally:
         tracekit.configure(exporter="none")
+    # The proxy logs the call in a trace of its own: let it arrive in this test.
+    assert opik_server.wait_for(lambda: len(_llm_spans(opik_server)) == 1, timeout=30)
