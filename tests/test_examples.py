@@ -208,3 +208,18 @@ def test_across_services_example_prints_one_tree(tmp_path: Path) -> None:
     assert "answer" in lines[trees[0]]
     assert lines[trees[0] + 2].startswith("    └──")
     assert "look_up_order [tool]" in lines[trees[0] + 2]
+
+
+def test_openai_example_records_one_llm_span_per_call_with_tokens_and_cost(
+    tmp_path: Path,
+) -> None:
+    """Offline, through the real openai SDK: both calls nest as LLM spans, priced (no LiteLLM
+    import: the price list shipped in the litellm package)."""
+    out = _example("openai_direct.py", tmp_path).stdout
+    assert out.count("Paris, on the Seine.") == 2
+    assert "exported: True" in out
+    llm_lines = [line for line in out.splitlines() if "openai.chat.completions [llm]" in line]
+    assert len(llm_lines) == 2
+    assert all("17 tokens" in line for line in llm_lines)
+    listed = _run([str(Path(sys.executable).parent / "tracekit"), "ls"], tmp_path).stdout
+    assert "0.000010" in listed  # 2 x (12 x $0.15/M + 5 x $0.60/M)

@@ -202,3 +202,28 @@ def test_closing_a_stream_ends_its_span_then(
         (span,) = [s for s in tracekit_capture.spans if s.name == "openai.chat.completions"]
         assert span.metadata["stream_completed"] is False
         del stream
+
+
+def test_exporting_elsewhere_a_call_to_a_listed_proxy_is_an_llm_span_with_tokens(
+    opik_server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any, tmp_path: Any
+) -> None:
+    """The proxy's span cannot nest under a trace Opik never gets: tracekit records the call."""
+    opik_server.reset()
+    tracekit.configure(
+        exporter="sqlite", db_path=tmp_path / "t.db", litellm_proxies=[litellm_proxy.url]
+    )
+    tracekit.instrument_openai()
+    try:
+        with tracekit.span("caller") as caller, _client(litellm_proxy) as client:
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    finally:
+        tracekit.uninstrument_openai()
+        tracekit.configure(exporter="none")
+    llm = tracekit_capture.named("openai.chat.completions")
+    assert llm.type == "llm"
+    assert llm.parent_id == caller.id
+    assert llm.usage["total_tokens"] > 0
+    # Nothing asked of the proxy: it logs the call in a trace of its own.
+    assert opik_server.wait_for(lambda: len(_llm_spans(opik_server)) == 1, timeout=30)
+    (theirs,) = _llm_spans(opik_server)
+    assert theirs["trace_id"] != caller.trace_id

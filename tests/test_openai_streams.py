@@ -155,3 +155,30 @@ def test_a_streamed_chat_reply_puts_its_tool_calls_together(
     }
     assert span.usage["total_tokens"] == 13
     assert span.metadata["model_parameters"]["stream"] is True
+
+
+def test_a_client_made_before_instrumenting_is_traced(tracekit_capture: Any) -> None:
+    transport = httpx.MockTransport(_serve)
+    with openai.OpenAI(
+        api_key="sk-test-not-sent-anywhere-000000", http_client=httpx.Client(transport=transport)
+    ) as early:
+        tracekit.instrument_openai()
+        try:
+            with tracekit.span("caller") as caller:
+                list(early.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True))
+        finally:
+            tracekit.uninstrument_openai()
+    assert tracekit_capture.named("openai.chat.completions").parent_id == caller.id
+
+
+def test_a_raw_stream_is_left_unread_and_its_span_ends_with_no_output(
+    client: openai.OpenAI, tracekit_capture: Any
+) -> None:
+    with tracekit.span("caller"):
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[], stream=True
+        )
+        span = tracekit_capture.named("openai.chat.completions")
+        assert span.output is None
+        chunks = list(raw.parse())  # the caller reads it, untouched
+    assert len(chunks) == len(TOOL_CALL_CHUNKS)

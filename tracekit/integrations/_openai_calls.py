@@ -33,7 +33,7 @@ from tracekit.integrations._llm_spans import (
     secret_values,
 )
 from tracekit.integrations._prices import cost_of
-from tracekit.integrations._proxy import ask_proxy_to_nest
+from tracekit.integrations._proxy import ask_proxy_to_nest, proxy_can_nest
 
 __all__ = ["keep_open_for_stream", "settle", "start"]
 
@@ -89,7 +89,9 @@ def start(resource: Any, kind: str, kwargs: dict[str, Any]) -> LLMSpan | None:
         client = _client_of(resource)
         base_url = _base_url(client)
         name = f"openai.{kind}"
-        if _config.is_litellm_proxy(base_url):
+        # Exporting elsewhere than Opik, the proxy's span could not nest under
+        # ours (`proxy_can_nest`): the call is then an LLM span of tracekit's.
+        if _config.is_litellm_proxy(base_url) and proxy_can_nest():
             span = open_llm_span(name, kwargs, "general", ("openai",))
             ask_proxy_to_nest(kwargs, span, kwargs.get("metadata"))
         else:
