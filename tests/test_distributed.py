@@ -367,3 +367,22 @@ def test_a_hostile_header_value_never_raises() -> None:
         with tracekit.continue_trace(headers), tracekit.span("handle"):
             pass
     assert captured.named("handle").is_root
+
+
+def test_a_tracked_generator_keeps_its_block_to_its_own_body() -> None:
+    headers = _remote_headers()
+
+    @tracekit.track
+    def items() -> Iterator[str | None]:
+        with tracekit.continue_trace(headers):
+            trace = tracekit.current_trace()
+            yield trace.id if trace else None
+            yield None
+
+    with tracekit.span("consumer") as consumer:
+        seen = []
+        for inside in items():
+            outside = tracekit.current_trace()
+            seen.append((inside, outside.id if outside else None))
+    assert seen[0] == (headers["opik_trace_id"], consumer.trace_id)
+    assert seen[1][1] == consumer.trace_id
