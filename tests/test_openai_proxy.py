@@ -90,7 +90,10 @@ def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     server: OpikServer, litellm_proxy: LiteLLMProxy, mode: str
 ) -> None:
     answer, trace_id = answer_in_a_trace(
-        lambda: _run(mode, litellm_proxy), project_name="openai-proxy", tags=["ctx"]
+        lambda: _run(mode, litellm_proxy),
+        project_name="openai-proxy",
+        thread_id="th-1",
+        tags=["ctx"],
     )
     assert answer == ANSWER
     assert tracekit.flush(10)
@@ -104,7 +107,8 @@ def test_an_openai_call_to_a_proxy_nests_the_proxys_llm_span(
     assert llm["parent_span_id"] == client["id"]
     assert llm["trace_id"] == by_name["answer"]["trace_id"]
     assert llm["project_name"] == "openai-proxy"
-    assert trace_id in server.traces
+    assert "ctx" in llm.get("tags", [])
+    assert server.traces[trace_id]["thread_id"] == "th-1"
     if mode == "responses":
         assert client["output"] == {"output": ANSWER}
     elif mode not in ("embedding", "raw"):  # a raw response is left for the caller to read
