@@ -325,8 +325,9 @@ def test_a_span_that_outlives_the_block_returns_to_what_was_active_before() -> N
         assert tracekit.current_span() is request
 
 
-def test_entering_one_block_twice_is_refused() -> None:
-    block = tracekit.continue_trace(_remote_headers())
+@pytest.mark.parametrize("valid", [True, False])
+def test_entering_one_block_twice_is_refused(valid: bool) -> None:
+    block = tracekit.continue_trace(_remote_headers() if valid else {"opik_trace_id": "bad"})
     with block, pytest.raises(RuntimeError, match="entered twice"), block:
         pass
 

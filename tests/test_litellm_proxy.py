@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import litellm
+import opik
 import pytest
 
 import tracekit
@@ -211,3 +212,20 @@ def test_exporting_elsewhere_a_proxied_call_is_recorded_as_an_llm_span(
         tracekit.configure(exporter="none")
     # The proxy logs the call in a trace of its own: let it arrive in this test.
     assert opik_server.wait_for(lambda: len(_llm_spans(opik_server)) == 1, timeout=30)
+
+
+def test_a_proxied_call_under_opik_track_alone_nests_under_its_span(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    @opik.track(name="opik-caller")
+    def caller() -> None:
+        _call(litellm_proxy)
+
+    caller()
+    opik.flush_tracker()
+    assert tracekit.flush(10)
+    (theirs,) = [s for s in server.spans.values() if s["name"] == "opik-caller"]
+    assert server.wait_for(lambda: len(server.spans_of(theirs["trace_id"])) == 3, timeout=30)
+    by_type = {s["type"]: s for s in server.spans_of(theirs["trace_id"]) if s is not theirs}
+    assert by_type["general"]["parent_span_id"] == theirs["id"]
+    assert by_type["llm"]["parent_span_id"] == by_type["general"]["id"]

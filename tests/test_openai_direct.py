@@ -9,6 +9,7 @@ it is not nested under ours shows that nothing was added to the request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import litellm
 import openai
+import opik
 import pytest
 
 import tracekit
@@ -243,19 +245,46 @@ def test_a_response_changed_by_the_caller_is_recorded_as_it_came(
     assert server.wait_for(lambda: len(_proxys_own_spans(server, caller.trace_id)) == 1, 30)
 
 
-def test_the_clients_api_key_never_reaches_the_store(
-    litellm_proxy: LiteLLMProxy, tmp_path: Path
+def test_no_active_span_is_a_trace_of_its_own_and_adds_nothing(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
 ) -> None:
-    """The key is found on the client (no argument carries it) and scrubbed everywhere."""
+    """As a LiteLLM call (and Opik's own integration): logged, as the root of its trace."""
+    with _client(litellm_proxy) as client:
+        client.chat.completions.create(model=PRICED_MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    assert tracekit.flush(10)
+    (ours,) = [s for s in server.spans.values() if s.get("tags") == ["openai"]]
+    assert ours["type"] == "llm"
+    assert ours.get("parent_span_id") is None
+    assert server.traces[ours["trace_id"]]["name"] == "openai.chat.completions"
+    assert server.wait_for(lambda: len(_proxys_own_spans(server, ours["trace_id"])) == 1, 30)
+
+
+@pytest.mark.parametrize("how", ["static", "provider", "rotated"])
+def test_the_clients_api_key_never_reaches_the_store(
+    litellm_proxy: LiteLLMProxy, tmp_path: Path, how: str
+) -> None:
+    """The key is found on the client (no argument carries it) and scrubbed everywhere.
+
+    openai calls a key provider as each request goes out: the key is read
+    again at the call's end; a key changed between calls is read again too.
+    """
     db = tmp_path / "traces.db"
     tracekit.configure(exporter="sqlite", db_path=db, litellm_proxies=[])
     tracekit.instrument_openai()
     try:
-        client = openai.OpenAI(base_url=litellm_proxy.url, api_key=NOT_A_PROXY_KEY)
+        if how == "static":
+            client = openai.OpenAI(base_url=litellm_proxy.url, api_key=NOT_A_PROXY_KEY)
+        elif how == "provider":
+            client = openai.OpenAI(base_url=litellm_proxy.url, api_key=lambda: NOT_A_PROXY_KEY)
+        else:
+            client = openai.OpenAI(base_url=litellm_proxy.url, api_key="tk-first-key-0123456789")
+            with tracekit.span("first"), contextlib.suppress(openai.APIStatusError):
+                client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+            client.api_key = NOT_A_PROXY_KEY
 
         @tracekit.track
         def caller() -> None:
-            with pytest.raises(openai.APIStatusError):  # the proxy refuses the key
+            with pytest.raises(openai.APIStatusError):
                 client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
             raise RuntimeError(f"tried with {client.api_key}")
 
@@ -271,10 +300,36 @@ def test_the_clients_api_key_never_reaches_the_store(
     assert NOT_A_PROXY_KEY not in dump
 
 
-def test_no_active_span_adds_nothing_and_records_nothing(
-    server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any
+def test_a_call_under_opik_track_alone_nests_under_its_span(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
 ) -> None:
-    with _client(litellm_proxy) as client:
-        client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
-    assert tracekit_capture.spans == []
-    assert server.wait_for(lambda: len(_proxys_own_spans(server, "")) == 1, timeout=30)
+    @opik.track(name="opik-caller")
+    def caller() -> None:
+        with _client(litellm_proxy) as client:
+            client.chat.completions.create(model=PRICED_MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+
+    caller()
+    opik.flush_tracker()
+    assert tracekit.flush(10)
+    (theirs,) = [s for s in server.spans.values() if s["name"] == "opik-caller"]
+    assert server.wait_for(lambda: len(server.spans_of(theirs["trace_id"])) == 2)
+    (llm,) = [s for s in server.spans_of(theirs["trace_id"]) if s["type"] == "llm"]
+    assert llm["parent_span_id"] == theirs["id"]
+    assert server.wait_for(lambda: len(_proxys_own_spans(server, theirs["trace_id"])) == 1, 30)
+
+
+def test_a_client_opiks_track_openai_logs_is_left_to_it(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    """One LLM span per call: Opik's integration's, nested under our span."""
+    from opik.integrations.openai import track_openai
+
+    with tracekit.span("caller") as caller, track_openai(_client(litellm_proxy)) as client:
+        client.chat.completions.create(model=PRICED_MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    opik.flush_tracker()
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans_of(caller.trace_id)) == 2)
+    (llm,) = [s for s in server.spans_of(caller.trace_id) if s["type"] == "llm"]
+    assert llm["parent_span_id"] == caller.id
+    assert llm["name"] != "openai.chat.completions"  # Opik's own span
+    assert server.wait_for(lambda: len(_proxys_own_spans(server, caller.trace_id)) == 1, 30)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import openai
+import opik
 import pytest
 
 import tracekit
@@ -231,3 +232,71 @@ def test_exporting_elsewhere_a_call_to_a_listed_proxy_is_an_llm_span_with_tokens
     assert opik_server.wait_for(lambda: len(_llm_spans(opik_server)) == 1, timeout=30)
     (theirs,) = _llm_spans(opik_server)
     assert theirs["trace_id"] != caller.trace_id
+
+
+@pytest.mark.parametrize(
+    ("listed", "client_url", "matches"),
+    [
+        ("http://LocalHost:4000", "http://localhost:4000/", True),
+        ("https://gw.example", "https://gw.example:443/v1", True),
+        ("http://gw.example:80/v1", "http://gw.example", True),
+        ("http://h:4000/team", "http://h:4000/team/v1", True),
+        ("http://h:4000/team", "http://h:4000/teams", False),
+        ("http://h:4000", "https://h:4000", False),
+        ("http://h:4000", "http://h:40001", False),
+    ],
+)
+def test_proxy_urls_match_as_urls_not_text(listed: str, client_url: str, matches: bool) -> None:
+    from tracekit import _config
+
+    tracekit.configure(exporter="none", litellm_proxies=[listed])
+    try:
+        assert _config.is_litellm_proxy(client_url) is matches
+    finally:
+        tracekit.configure(exporter="none", litellm_proxies=[])
+
+
+@pytest.mark.parametrize(
+    "bad", ["http://x y", "http://x\n", "https:// ", "http://[bad", "http://h:99999", "ftp://h"]
+)
+def test_a_proxy_url_that_is_not_one_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="litellm_proxies"):
+        tracekit.configure(exporter="none", litellm_proxies=[bad])
+
+
+def test_a_call_under_opik_track_alone_nests_the_proxys_span_under_it(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    @opik.track(name="opik-caller")
+    def caller() -> None:
+        _run("sync", litellm_proxy)
+
+    caller()
+    opik.flush_tracker()
+    assert tracekit.flush(10)
+    (theirs,) = [s for s in server.spans.values() if s["name"] == "opik-caller"]
+    assert server.wait_for(lambda: len(server.spans_of(theirs["trace_id"])) == 3, timeout=30)
+    client = next(s for s in server.spans_of(theirs["trace_id"]) if s["name"].startswith("openai."))
+    (llm,) = [s for s in server.spans_of(theirs["trace_id"]) if s["type"] == "llm"]
+    assert client["parent_span_id"] == theirs["id"]
+    assert llm["parent_span_id"] == client["id"]
+
+
+def test_metadata_not_given_still_joins_the_trace(
+    server: OpikServer, litellm_proxy: LiteLLMProxy
+) -> None:
+    """openai's `NOT_GIVEN` marker is no value of the caller's: the proxy is told."""
+
+    def run() -> str:
+        with _client(litellm_proxy) as client:
+            reply = client.chat.completions.create(
+                model=MODEL,
+                messages=MESSAGES,  # type: ignore[arg-type]
+                metadata=openai.NOT_GIVEN,
+                extra_body=openai.NOT_GIVEN,  # type: ignore[arg-type]
+            )
+            return str(reply.choices[0].message.content)
+
+    _, trace_id = answer_in_a_trace(run)
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(server.spans_of(trace_id)) == 3, timeout=30)

@@ -4,9 +4,14 @@ transport, byte for byte as OpenAI streams them."""
 
 from __future__ import annotations
 
+import copy
+import gc
+import itertools
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest.mock import MagicMock
 
 import httpx
 import litellm
@@ -96,9 +101,15 @@ def _serve(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=_sse(events))
 
 
+@pytest.fixture(autouse=True)
+def instrumented() -> Iterator[None]:
+    tracekit.instrument_openai()
+    yield
+    tracekit.uninstrument_openai()
+
+
 @pytest.fixture
 def client(tracekit_capture: Any) -> Iterator[openai.OpenAI]:
-    tracekit.instrument_openai()
     transport = httpx.MockTransport(_serve)
     with openai.OpenAI(
         base_url="https://api.openai.com/v1",
@@ -106,7 +117,6 @@ def client(tracekit_capture: Any) -> Iterator[openai.OpenAI]:
         http_client=httpx.Client(transport=transport),
     ) as client:
         yield client
-    tracekit.uninstrument_openai()
 
 
 def test_a_streamed_responses_call_is_described_by_its_final_response(
@@ -158,16 +168,14 @@ def test_a_streamed_chat_reply_puts_its_tool_calls_together(
 
 
 def test_a_client_made_before_instrumenting_is_traced(tracekit_capture: Any) -> None:
+    tracekit.uninstrument_openai()
     transport = httpx.MockTransport(_serve)
     with openai.OpenAI(
         api_key="sk-test-not-sent-anywhere-000000", http_client=httpx.Client(transport=transport)
     ) as early:
         tracekit.instrument_openai()
-        try:
-            with tracekit.span("caller") as caller:
-                list(early.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True))
-        finally:
-            tracekit.uninstrument_openai()
+        with tracekit.span("caller") as caller:
+            list(early.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True))
     assert tracekit_capture.named("openai.chat.completions").parent_id == caller.id
 
 
@@ -182,3 +190,115 @@ def test_a_raw_stream_is_left_unread_and_its_span_ends_with_no_output(
         assert span.output is None
         chunks = list(raw.parse())  # the caller reads it, untouched
     assert len(chunks) == len(TOOL_CALL_CHUNKS)
+
+
+def _answering(answer: Callable[[httpx.Request], httpx.Response]) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key="sk-test-not-sent-anywhere-000000",
+        http_client=httpx.Client(transport=httpx.MockTransport(answer)),
+    )
+
+
+def _streaming(events: list[dict[str, Any]]) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=_sse(events)
+        )
+
+    return answer
+
+
+def test_a_stream_of_several_choices_records_the_first_as_a_call_that_is_not_streamed(
+    client: openai.OpenAI, tracekit_capture: Any
+) -> None:
+    chunks = [
+        _chunk({"content": text}) | {"choices": [{"index": i, "delta": {"content": text}}]}
+        for text in ("Hel", "lo")
+        for i in (0, 1)
+    ]
+    with tracekit.span("caller"), _answering(_streaming(chunks)) as two:
+        list(two.chat.completions.create(model="gpt-4o-mini", messages=[], n=2, stream=True))
+    span = tracekit_capture.named("openai.chat.completions")
+    assert span.output == {"role": "assistant", "content": "Hello"}
+
+
+def test_arguments_not_given_are_not_recorded(client: openai.OpenAI, tracekit_capture: Any) -> None:
+    with tracekit.span("caller"):
+        list(
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                temperature=openai.NOT_GIVEN,
+                seed=openai.omit,
+            )
+        )
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=[]) as helper:
+            list(helper)
+    first, second = [s for s in tracekit_capture.spans if s.type == "llm"]
+    assert first.metadata["model_parameters"] == {"stream": True}
+    assert first.input == {"messages": [{"role": "user", "content": "hi"}]}
+    assert second.input == {"messages": []}
+    assert "Omit" not in repr(second.metadata)
+
+
+def test_leaving_the_stream_helpers_block_early_ends_the_span_then(
+    client: openai.OpenAI, tracekit_capture: Any
+) -> None:
+    with tracekit.span("caller"):
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=[]) as helper:
+            for _ in helper:
+                break
+        (span,) = [s for s in tracekit_capture.spans if s.type == "llm"]  # ended, not at exit
+    assert span.metadata["stream_completed"] is False
+
+
+def test_a_responses_stream_that_failed_is_an_error(tracekit_capture: Any) -> None:
+    failed = copy.deepcopy(RESPONSE_EVENTS)
+    failed[-1]["type"] = "response.failed"
+    failed[-1]["response"]["status"] = "failed"
+    failed[-1]["response"]["error"] = {"code": "server_error", "message": "it broke"}
+    with tracekit.span("caller"), _answering(_streaming(failed)) as broken:
+        list(broken.responses.create(model="gpt-4o-mini", input="hi", stream=True))
+    span = tracekit_capture.named("openai.responses")
+    assert span.error_info is not None
+    assert span.error_info["exception_type"] == "OpenAIResponseFailed"
+    assert "server_error: it broke" in span.error_info["message"]
+
+
+def test_a_responses_stream_cut_short_records_its_text_as_a_string(
+    tracekit_capture: Any,
+) -> None:
+    with tracekit.span("caller"), _answering(_streaming(RESPONSE_EVENTS[:2])) as cut:
+        list(cut.responses.create(model="gpt-4o-mini", input="hi", stream=True))
+    assert tracekit_capture.named("openai.responses").output == "hello"
+
+
+def test_responses_parse_is_traced(tracekit_capture: Any) -> None:
+    final = RESPONSE_EVENTS[-1]["response"]
+    with tracekit.span("caller"), _answering(lambda r: httpx.Response(200, json=final)) as c:
+        c.responses.parse(model="gpt-4o-mini", input="hi")
+    assert tracekit_capture.named("openai.responses").output == "hello"
+
+
+def test_a_stand_in_client_is_left_alone(tracekit_capture: Any) -> None:
+    """A test's MagicMock client: not traced, its result and its calls untouched."""
+    from openai.resources.chat.completions import Completions
+
+    fake = MagicMock()
+    with tracekit.span("caller"):
+        result = Completions(fake).create(model="m", messages=[])
+    assert [s.name for s in tracekit_capture.spans] == ["caller"]
+    result.close()
+    result.close.assert_called_once()
+    assert not [c for c in fake.mock_calls if "base_url" in str(c) or "api_key" in str(c)]
+
+
+def test_a_long_stream_keeps_its_text_not_its_chunks(client: openai.OpenAI) -> None:
+    with tracekit.span("caller"):
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True)
+        seen = [weakref.ref(chunk) for chunk in itertools.islice(stream, 4)]
+        gc.collect()
+        # All but the last read: the SDK's own reader still holds that one.
+        assert [ref() for ref in seen[:-1]] == [None] * 3
+        stream.close()

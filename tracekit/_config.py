@@ -8,12 +8,14 @@ created on the export thread. Precedence: arguments to `configure()`, then
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
@@ -172,12 +174,39 @@ class _Pipeline:
         self.litellm_proxies: tuple[str, ...] = _proxies_from_environment()
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_url(url: str) -> str | None:
+    """`url` as proxies are compared, or None if it is not an http(s) base URL.
+
+    Scheme and host in lower case, the port always given, no trailing `/`
+    nor `/v1` (an OpenAI client's base URL often ends in it; the proxy
+    answers both): `http://LocalHost:4000/v1/` → `http://localhost:4000`.
+    """
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a bad port or IPv6 literal
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/v1")
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{scheme}://{host}:{port or _DEFAULT_PORTS[scheme]}{path}"
+
+
 def _proxy_url_problem(url: object) -> str | None:
     """Why `url` is not a proxy's base URL, or None when it is one."""
     if not isinstance(url, str):
         return "not a str"
-    if not url.startswith(("http://", "https://")) or len(url.rstrip("/")) <= len("https://"):
-        return "not an http:// or https:// URL"
+    if _canonical_url(url) is None:
+        return "not an http:// or https:// URL with a host (and a valid port)"
     return None
 
 
@@ -195,7 +224,7 @@ def _checked_proxies(urls: Iterable[str]) -> tuple[str, ...]:
                 f"configure(litellm_proxies=[..., {url!r}, ...]): {problem}; expected base "
                 "URLs such as 'http://127.0.0.1:4000'"
             )
-        checked.append(url.rstrip("/"))
+        checked.append(str(_canonical_url(url)))
     return tuple(checked)
 
 
@@ -208,7 +237,7 @@ def _proxies_from_environment() -> tuple[str, ...]:
             continue
         problem = _proxy_url_problem(url)
         if problem is None:
-            urls.append(url.rstrip("/"))
+            urls.append(str(_canonical_url(url)))
         else:
             environment_problem(
                 f"TRACEKIT_LITELLM_PROXIES entry {url!r} is {problem}; it is left out"
@@ -217,8 +246,16 @@ def _proxies_from_environment() -> tuple[str, ...]:
 
 
 def is_litellm_proxy(base_url: str) -> bool:
-    """Does `base_url` belong to one of the configured LiteLLM proxies (prefix match)?"""
-    url = base_url.rstrip("/")
+    """Does `base_url` belong to one of the configured LiteLLM proxies?
+
+    Compared as `_canonical_url`s: same scheme, host and port, and the
+    listed path a prefix of the client's (`/v1` or not on either side).
+    """
+    if not _pipeline.litellm_proxies:
+        return False
+    url = _canonical_url(base_url)
+    if url is None:
+        return False
     return any(url == p or url.startswith(p + "/") for p in _pipeline.litellm_proxies)
 
 

@@ -12,10 +12,19 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from tracekit import _hooks
+
 if TYPE_CHECKING:
     from tracekit._span import Span
 
-__all__ = ["AsyncWithToo", "ContextDefaults", "active_span", "context_defaults", "current_span"]
+__all__ = [
+    "AsyncWithToo",
+    "ContextDefaults",
+    "active_span",
+    "context_defaults",
+    "current_span",
+    "innermost_parent",
+]
 
 T = TypeVar("T")
 
@@ -68,3 +77,12 @@ def current_span() -> Span | None:
     """
     current = active_span.get()
     return None if current is None or current._foreign else current
+
+
+def innermost_parent() -> Span | None:
+    """The parent a span opened here would get: the active span, or what a
+    `choose_parent` hook prefers (the current `@opik.track` span)."""
+    parent = active_span.get()
+    for choose in _hooks.choose_parent:
+        parent = choose(parent)
+    return parent

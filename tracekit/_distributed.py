@@ -119,7 +119,7 @@ class continue_trace(AsyncWithToo[None]):
     spans must share its project, so give the caller's project if it differs.
     """
 
-    __slots__ = ("_headers", "_previous", "_project_name", "_stand_in")
+    __slots__ = ("_entered", "_headers", "_previous", "_project_name", "_stand_in")
 
     def __init__(
         self, headers: Mapping[str, Any] | Any, *, project_name: str | None = None
@@ -128,10 +128,12 @@ class continue_trace(AsyncWithToo[None]):
         self._project_name = optional_str("continue_trace", "project_name", project_name)
         self._previous: Span | None = None
         self._stand_in: Span | None = None
+        self._entered = False
 
     def __enter__(self) -> None:
-        if self._stand_in is not None:
+        if self._entered:
             raise RuntimeError("continue_trace() was entered twice; create one per block")
+        self._entered = True
         self._previous = active_span.get()
         parent = _parent_from(self._headers)
         if parent is None:
@@ -145,6 +147,7 @@ class continue_trace(AsyncWithToo[None]):
         active_span.set(stand_in)
 
     def __exit__(self, *exc_info: object) -> None:
+        self._entered = False
         stand_in = self._stand_in
         if stand_in is None:
             return

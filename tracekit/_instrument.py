@@ -50,14 +50,16 @@ def uninstrument_litellm() -> None:
 
 
 def instrument_openai() -> None:
-    """Make `openai` SDK calls to a LiteLLM proxy join the caller's trace.
+    """Trace the `openai` SDK's calls: each one LLM span, in the caller's trace.
 
-    For a client whose base URL is one of `configure(litellm_proxies=[...])`
-    (or `TRACEKIT_LITELLM_PROXIES`), a call under an active span is logged as
-    a `general` client span, and the proxy is asked (in `extra_body`) to log
-    its LLM span under it. Chat completions, responses and embeddings, sync,
-    async and streaming. Calls to other base URLs are not traced yet.
-    Idempotent and thread-safe.
+    Chat completions (and `parse`), responses (and `parse`) and embeddings,
+    sync, async and streamed, on every client. To any server but a LiteLLM
+    proxy, tracekit records the call's LLM span (model, messages, output,
+    usage, cost). For a client whose base URL is one of
+    `configure(litellm_proxies=[...])` (or `TRACEKIT_LITELLM_PROXIES`), a
+    call under an active span is a `general` client span, and the proxy is
+    asked (in `extra_body`) to log its LLM span under it. Idempotent and
+    thread-safe.
     """
     from tracekit.integrations.openai import instrument_openai as install
 

@@ -23,7 +23,14 @@ from tracekit._feedback import FeedbackScore, feedback_scores, finite_number
 from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
 
-__all__ = ["SPAN_TYPES", "Span", "SpanType", "format_uuid", "utc_datetime", "uuid7_int"]
+__all__ = [
+    "SPAN_TYPES",
+    "Span",
+    "SpanType",
+    "format_uuid",
+    "utc_datetime",
+    "uuid7_int",
+]
 
 SpanType = Literal["general", "llm", "tool", "guardrail"]
 SPAN_TYPES: tuple[str, ...] = get_args(SpanType)

@@ -54,32 +54,73 @@ def _prices() -> Mapping[str, Any]:
     return model_cost if isinstance(model_cost, dict) else _shipped_prices()
 
 
-def _rate(entry: Mapping[str, Any], key: str) -> float:
-    return finite_cost(entry.get(key)) or 0.0
+_TIERS = frozenset(("flex", "priority"))  # tiers with their own prices in the list
 
 
-def cost_of(models: tuple[str | None, ...], usage: Mapping[str, int] | None) -> float | None:
+def _entry(prices: Mapping[str, Any], models: tuple[str | None, ...]) -> Mapping[str, Any] | None:
+    """The first of `models` the list prices, a fine-tuned model at its base model's price."""
+    for model in models:
+        if not model:
+            continue
+        names = [model]
+        if model.startswith("ft:"):  # ft:<base>:<org>::<id>
+            base = model.split(":")[1]
+            names += [f"ft:{base}", base]
+        for name in names:
+            entry = prices.get(name)
+            if isinstance(entry, dict) and "input_cost_per_token" in entry:
+                return entry
+    return None
+
+
+def cost_of(
+    models: tuple[str | None, ...],
+    usage: Mapping[str, int] | None,
+    service_tier: str | None = None,
+) -> float | None:
     """The cost of `usage` (Opik's token counts) at the first of `models` the list knows.
 
-    Cached prompt tokens are charged at the cached rate where the list has one.
+    As LiteLLM prices OpenAI's usage: cached prompt tokens at the cached
+    rate, audio tokens at the audio rates, reasoning tokens at the reasoning
+    rate where the list has one, and the `flex` / `priority` service tiers at
+    their own prices.
     """
     if not usage or "prompt_tokens" not in usage:
         return None
-    prices = _prices()
-    entry = next((prices[m] for m in models if m and isinstance(prices.get(m), dict)), None)
-    if entry is None or "input_cost_per_token" not in entry:
+    entry = _entry(_prices(), models)
+    if entry is None:
         return None
-    prompt = usage.get("prompt_tokens", 0)
-    completion = usage.get("completion_tokens", 0)
-    cached = usage.get(
-        "original_usage.prompt_tokens_details.cached_tokens",
-        usage.get("original_usage.input_tokens_details.cached_tokens", 0),
+    tier = service_tier if service_tier in _TIERS else None
+
+    def rate(key: str, fallback: str | None = None) -> float:
+        for name in (f"{key}_{tier}" if tier else None, key, fallback):
+            value = finite_cost(entry.get(name)) if name else None
+            if value is not None:
+                return value
+        return 0.0
+
+    def details(field: str) -> int:
+        return usage.get(f"original_usage.{field}", 0)
+
+    cached = details("prompt_tokens_details.cached_tokens") or details(
+        "input_tokens_details.cached_tokens"
     )
-    cached_rate = finite_cost(entry.get("cache_read_input_token_cost"))
-    if cached_rate is None:
+    audio_in = details("prompt_tokens_details.audio_tokens")
+    audio_out = details("completion_tokens_details.audio_tokens")
+    reasoning = details("completion_tokens_details.reasoning_tokens") or details(
+        "output_tokens_details.reasoning_tokens"
+    )
+    if "cache_read_input_token_cost" not in entry:
         cached = 0
+    if "output_cost_per_reasoning_token" not in entry:
+        reasoning = 0  # billed as output tokens
+    text_in = max(usage["prompt_tokens"] - cached - audio_in, 0)
+    text_out = max(usage.get("completion_tokens", 0) - audio_out - reasoning, 0)
     return (
-        (prompt - cached) * _rate(entry, "input_cost_per_token")
-        + cached * (cached_rate or 0.0)
-        + completion * _rate(entry, "output_cost_per_token")
+        text_in * rate("input_cost_per_token")
+        + cached * rate("cache_read_input_token_cost")
+        + audio_in * rate("input_cost_per_audio_token", "input_cost_per_token")
+        + text_out * rate("output_cost_per_token")
+        + audio_out * rate("output_cost_per_audio_token", "output_cost_per_token")
+        + reasoning * rate("output_cost_per_reasoning_token", "output_cost_per_token")
     )

@@ -45,7 +45,7 @@ import litellm
 import wrapt
 
 from tracekit import _config, _hooks, _pipeline, _shutdown
-from tracekit._context import active_span
+from tracekit._context import innermost_parent
 from tracekit._inputs import snapshot
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
@@ -156,7 +156,7 @@ def _begin_proxied(
     With no active span nothing is done: the proxy logs the call as it would
     without tracekit (key-level metadata included).
     """
-    if active_span.get() is None:
+    if innermost_parent() is None:
         return None
     call = begin(call_id, call_type, fields, logged_by_opik=False, proxied=True)
     if call is not None:
@@ -592,8 +592,7 @@ def instrument_litellm() -> None:
             if name == "__next__":
                 _stream_class = owner
         _hooks.add("end_with_result", _keep_open_for_stream)
-        opik_interop.install()  # imports opik, which registers its own exit hook:
-        _shutdown.run_exit_hook_first()  # drain LiteLLM's Opik callback before it
+        opik_interop.install()
         _hooks.add("before_flush", _drain_litellm)
         _hooks.add("at_exit", _settle_calls_at_exit)
 
@@ -601,10 +600,11 @@ def instrument_litellm() -> None:
 def uninstrument_litellm() -> None:
     """Undo `instrument_litellm()`: every patched attribute gets its original back."""
     with _lock:
+        if _patches:
+            opik_interop.uninstall()
         while _patches:
             owner, name, original = _patches.pop()
             setattr(owner, name, original)
-        opik_interop.uninstall()
         _hooks.remove("end_with_result", _keep_open_for_stream)
         _hooks.remove("before_flush", _drain_litellm)
         _hooks.remove("at_exit", _settle_calls_at_exit)

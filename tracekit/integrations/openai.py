@@ -1,19 +1,20 @@
-"""The `openai` SDK: calls made under an active span are traced (`instrument_openai()`).
+"""The `openai` SDK: its calls are traced (`instrument_openai()`).
 
 Patched: the `create` methods of chat completions, responses and
-embeddings, and `chat.completions.parse`, sync and async — on the classes,
-so clients made before instrumenting are covered. `with_raw_response` /
+embeddings, and their `parse`, sync and async — on the classes, so clients
+made before instrumenting are covered. `with_raw_response` /
 `with_streaming_response` call the method as it was when they were first
 used on a client: used before instrumenting, they are not traced (openai
 keeps them per client). What a call records is `_openai_calls`': its own LLM
 span, or, to a configured LiteLLM proxy, a client span the proxy's LLM span
-nests under. A stream's span ends when the stream is exhausted, closed, or
-dropped unfinished (then marked `stream_completed: False`).
+nests under; streams are `_openai_streams`'. Instrumenting also installs the
+`@opik.track` interop when opik is installed.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 import wrapt
 
 from tracekit import _hooks
-from tracekit.integrations._openai_calls import keep_open_for_stream, settle, start
+from tracekit.integrations._openai_calls import fail, settle, start
+from tracekit.integrations._openai_streams import keep_open_for_stream
 
 __all__ = ["instrument_openai", "uninstrument_openai"]
 
@@ -34,7 +36,7 @@ _TARGETS: tuple[tuple[str, str, str, str], ...] = tuple(
     (module, cls, method, kind)
     for module, classes, methods, kind in (
         (_CHAT, ("Completions", "AsyncCompletions"), ("create", "parse"), "chat.completions"),
-        (_RESPONSES, ("Responses", "AsyncResponses"), ("create",), "responses"),
+        (_RESPONSES, ("Responses", "AsyncResponses"), ("create", "parse"), "responses"),
         (_EMBEDDINGS, ("Embeddings", "AsyncEmbeddings"), ("create",), "embeddings"),
     )
     for cls in classes
@@ -53,9 +55,9 @@ def _sync_wrapper(kind: str) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            span.fail(exc)
+            fail(span, instance, exc)
             raise
-        settle(span, kind, result, is_async=False)
+        settle(span, instance, kind, result)
         return result
 
     return call
@@ -69,9 +71,9 @@ def _async_wrapper(kind: str) -> Callable[..., Any]:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            span.fail(exc)
+            fail(span, instance, exc)
             raise
-        settle(span, kind, result, is_async=True)
+        settle(span, instance, kind, result)
         return result
 
     return call
@@ -92,6 +94,15 @@ def instrument_openai() -> None:
             setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
             _originals.append((cls, method, original))
         _hooks.add("end_with_result", keep_open_for_stream)
+        if _opik_installed():
+            from tracekit.integrations import opik as opik_interop
+
+            opik_interop.install()
+
+
+def _opik_installed() -> bool:
+    """Is `opik` importable? Then calls under `@opik.track` alone are attached too."""
+    return importlib.util.find_spec("opik") is not None
 
 
 def uninstrument_openai() -> None:
@@ -99,5 +110,9 @@ def uninstrument_openai() -> None:
     with _lock:
         for cls, method, original in _originals:
             setattr(cls, method, original)
+        if _originals and _opik_installed():
+            from tracekit.integrations import opik as opik_interop
+
+            opik_interop.uninstall()
         _originals.clear()
         _hooks.remove("end_with_result", keep_open_for_stream)

@@ -7,8 +7,9 @@
   tracekit span as distributed-trace parent (opik 2.2's
   `span_creation_handler.create_span_respecting_context`).
 
-Installed by `tracekit.instrument_litellm()`, which also attaches LiteLLM
-calls made under `@opik.track` alone.
+Installed by `tracekit.instrument_litellm()` and `instrument_openai()`, so
+LiteLLM and openai calls made under `@opik.track` alone are attached too; it
+stays installed while either is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import wrapt
 from opik import context_storage
 from opik.decorator import span_creation_handler
 
-from tracekit import _hooks
+from tracekit import _hooks, _shutdown
 from tracekit._context import active_span
 from tracekit._log import log_once
 from tracekit._span import Span
@@ -31,6 +32,7 @@ __all__ = ["install", "uninstall"]
 
 _lock = threading.Lock()
 _original: Any = None
+_users = 0  # how many instrumentations want it installed
 _SIGNATURE = inspect.signature(span_creation_handler.create_span_respecting_context)
 
 
@@ -84,23 +86,27 @@ def _create_span(
 
 
 def install() -> None:
-    """Make tracekit and `@opik.track` spans nest under each other. Idempotent."""
-    global _original
+    """Make tracekit and `@opik.track` spans nest under each other (once per user)."""
+    global _original, _users
     with _lock:
-        if _original is not None:
-            return
-        _original = span_creation_handler.__dict__["create_span_respecting_context"]
-        wrapt.wrap_function_wrapper(
-            span_creation_handler, "create_span_respecting_context", _create_span
-        )
-        _hooks.add("choose_parent", choose_parent)
+        _users += 1
+        if _original is None:
+            _original = span_creation_handler.__dict__["create_span_respecting_context"]
+            wrapt.wrap_function_wrapper(
+                span_creation_handler, "create_span_respecting_context", _create_span
+            )
+            _hooks.add("choose_parent", choose_parent)
+    # opik (and LiteLLM) registered exit hooks of their own: tracekit's must
+    # run first, while the opik client and LiteLLM's callbacks can still deliver.
+    _shutdown.run_exit_hook_first()
 
 
 def uninstall() -> None:
-    """Undo `install()`."""
-    global _original
+    """Undo `install()` once its last user is gone."""
+    global _original, _users
     with _lock:
-        if _original is None:
+        _users = max(_users - 1, 0)
+        if _original is None or _users:
             return
         span_creation_handler.create_span_respecting_context = _original
         _original = None
