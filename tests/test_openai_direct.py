@@ -333,3 +333,38 @@ def test_a_client_opiks_track_openai_logs_is_left_to_it(
     assert llm["parent_span_id"] == caller.id
     assert llm["name"] != "openai.chat.completions"  # Opik's own span
     assert server.wait_for(lambda: len(_proxys_own_spans(server, caller.trace_id)) == 1, 30)
+
+
+@pytest.mark.usefixtures("litellm_instrumented")
+@pytest.mark.parametrize("stream", [False, True])
+def test_with_litellm_instrumented_too_its_calls_are_one_llm_span(
+    server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any, stream: bool
+) -> None:
+    """LiteLLM calls OpenAI through the openai SDK: the call is LiteLLM's span alone."""
+    with tracekit.span("caller") as caller:
+        reply = litellm.completion(
+            model=f"openai/{PRICED_MODEL}",
+            api_base=litellm_proxy.url,
+            api_key=MASTER_KEY,
+            messages=MESSAGES,
+            stream=stream,
+        )
+        if stream:
+            list(reply)
+    llm_spans = [s for s in tracekit_capture.spans if s.type == "llm"]
+    assert [s.name for s in llm_spans] == ["litellm.completion"]
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(_proxys_own_spans(server, caller.trace_id)) == 1, 30)
+
+
+def test_the_same_openai_call_made_directly_is_still_traced_with_litellm_instrumented(
+    server: OpikServer,
+    litellm_proxy: LiteLLMProxy,
+    tracekit_capture: Any,
+    litellm_instrumented: None,
+) -> None:
+    with tracekit.span("caller") as caller, _client(litellm_proxy) as client:
+        client.chat.completions.create(model=PRICED_MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+    assert tracekit_capture.named("openai.chat.completions").type == "llm"
+    assert tracekit.flush(10)
+    assert server.wait_for(lambda: len(_proxys_own_spans(server, caller.trace_id)) == 1, 30)

@@ -244,6 +244,10 @@ def test_exporting_elsewhere_a_call_to_a_listed_proxy_is_an_llm_span_with_tokens
         ("http://h:4000/team", "http://h:4000/teams", False),
         ("http://h:4000", "https://h:4000", False),
         ("http://h:4000", "http://h:40001", False),
+        ("http://bücher.example:4000", "http://xn--bcher-kva.example:4000", True),
+        ("http://[0:0:0:0:0:0:0:1]:4000", "http://[::1]:4000/v1", True),
+        ("http://h/team%2Da/ä", "http://h/team-a/%C3%A4", True),
+        ("http://user:pw@h:4000", "http://h:4000", True),
     ],
 )
 def test_proxy_urls_match_as_urls_not_text(listed: str, client_url: str, matches: bool) -> None:
@@ -300,3 +304,11 @@ def test_metadata_not_given_still_joins_the_trace(
     _, trace_id = answer_in_a_trace(run)
     assert tracekit.flush(10)
     assert server.wait_for(lambda: len(server.spans_of(trace_id)) == 3, timeout=30)
+
+
+@pytest.mark.parametrize("given", [["http://user:s3cretpw@proxy:99999"], "http://u:s3cretpw@h"])
+def test_a_refused_proxy_url_is_named_without_its_password(given: Any) -> None:
+    with pytest.raises((ValueError, TypeError)) as refused:
+        tracekit.configure(exporter="none", litellm_proxies=given)
+    assert "s3cretpw" not in str(refused.value)
+    assert ":***@" in str(refused.value)

@@ -4,12 +4,14 @@ transport, byte for byte as OpenAI streams them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import gc
 import itertools
 import json
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -302,3 +304,69 @@ def test_a_long_stream_keeps_its_text_not_its_chunks(client: openai.OpenAI) -> N
         # All but the last read: the SDK's own reader still holds that one.
         assert [ref() for ref in seen[:-1]] == [None] * 3
         stream.close()
+
+
+def test_a_spec_mock_client_is_left_alone_too(tracekit_capture: Any) -> None:
+    from openai.resources.chat.completions import Completions
+
+    fake = MagicMock(spec=openai.OpenAI)
+    with tracekit.span("caller"):
+        Completions(fake).create(model="m", messages=[])
+    assert [s.name for s in tracekit_capture.spans] == ["caller"]
+    assert [c[0] for c in fake.mock_calls] == ["post"]
+
+
+def test_a_chunk_of_an_unknown_shape_is_passed_on_untouched(tracekit_capture: Any) -> None:
+    odd = _chunk({"tool_calls": [{"index": [0], "function": {"name": "x"}}]})
+    with tracekit.span("caller"), _answering(_streaming([odd, _chunk({"content": "ok"})])) as c:
+        chunks = list(c.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True))
+    assert len(chunks) == 2
+    assert tracekit_capture.named("openai.chat.completions").output["content"] == "ok"
+
+
+def test_a_failed_responses_stream_keeps_the_text_that_came(tracekit_capture: Any) -> None:
+    failed = copy.deepcopy(RESPONSE_EVENTS)
+    failed[-1] |= {"type": "response.failed"}
+    failed[-1]["response"] |= {"status": "failed", "output": [], "error": {"code": "x"}}
+    with tracekit.span("caller"), _answering(_streaming(failed)) as broken:
+        list(broken.responses.create(model="gpt-4o-mini", input="hi", stream=True))
+    assert tracekit_capture.named("openai.responses").output == "hello"
+
+
+def test_a_cancelled_async_stream_says_what_interrupted_it(tracekit_capture: Any) -> None:
+    async def one_chunk_then_nothing() -> AsyncIterator[bytes]:
+        yield _sse([_chunk({"content": "Hel"})]).removesuffix(b"data: [DONE]\n\n")
+        await asyncio.Event().wait()  # the server goes quiet
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, content=one_chunk_then_nothing())
+
+    async def read_until_cancelled() -> None:
+        async with openai.AsyncOpenAI(
+            api_key="sk-test-not-sent-anywhere-000000",
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+        ) as client:
+            stream = await client.chat.completions.create(model="m", messages=[], stream=True)
+            reading = asyncio.ensure_future(_read_all(stream))
+            while not _chunks_read:  # the first chunk is read; the reader waits for more
+                await asyncio.sleep(0)
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+    _chunks_read.clear()
+    with tracekit.span("caller"):
+        asyncio.run(read_until_cancelled())
+    span = tracekit_capture.named("openai.chat.completions")
+    assert _chunks_read == ["Hel"]
+    assert span.metadata["stream_completed"] is False
+    assert span.metadata["interrupted_by"] == "CancelledError"
+
+
+_chunks_read: list[str] = []
+
+
+async def _read_all(stream: Any) -> None:
+    async for chunk in stream:
+        _chunks_read.append(chunk.choices[0].delta.content)

@@ -12,6 +12,8 @@ from tracekit.integrations._llm_spans import opik_usage
 from tracekit.integrations._prices import cost_of
 
 PLAIN = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+# Past the 272k-token long-context threshold of some models.
+LONG = {"prompt_tokens": 300_000, "completion_tokens": 1000, "total_tokens": 301_000}
 CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("gpt-4o-mini-2024-07-18", PLAIN, None),
     ("gpt-4o-2024-08-06", PLAIN | {"prompt_tokens_details": {"cached_tokens": 600}}, None),
@@ -32,6 +34,12 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("o3-2025-04-16", PLAIN | {"prompt_tokens_details": {"cached_tokens": 200}}, "flex"),
     ("gpt-5-2025-08-07", PLAIN, "priority"),
     ("ft:gpt-4o-mini-2024-07-18:my-org::abc123", PLAIN, None),
+    *[
+        (model, LONG | {"prompt_tokens_details": {"cached_tokens": cached}}, tier)
+        for model in ("gpt-5.4", "gpt-6-astra")
+        for cached in (0, 100_000)
+        for tier in (None, "flex", "priority", "fast", "ultrafast")
+    ],
     ("text-embedding-3-small", {"prompt_tokens": 1000, "total_tokens": 1000}, None),
 ]
 

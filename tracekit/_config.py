@@ -9,13 +9,14 @@ created on the export thread. Precedence: arguments to `configure()`, then
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
@@ -195,10 +196,32 @@ def _canonical_url(url: str) -> str | None:
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
-    path = parts.path.rstrip("/")
-    path = path.removesuffix("/v1")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    host = _canonical_host(parts.hostname)
+    if host is None:
+        return None
+    path = quote(unquote(parts.path), safe="/").rstrip("/").removesuffix("/v1")
     return f"{scheme}://{host}:{port or _DEFAULT_PORTS[scheme]}{path}"
+
+
+def _canonical_host(host: str) -> str | None:
+    """An IP address in its short form, a name in lower-case ASCII (IDNA, as httpx sends it)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            return host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            return None
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
+
+
+def _without_password(url: str) -> str:
+    """`url` fit to print: a password in it is replaced by `***`."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    return url.replace(f":{password}@", ":***@") if password else url
 
 
 def _proxy_url_problem(url: object) -> str | None:
@@ -212,17 +235,19 @@ def _proxy_url_problem(url: object) -> str | None:
 
 def _checked_proxies(urls: Iterable[str]) -> tuple[str, ...]:
     if isinstance(urls, str) or not isinstance(urls, Iterable):
+        shown = _without_password(urls) if isinstance(urls, str) else urls
         raise TypeError(
-            f"configure(litellm_proxies={urls!r}): expected a list of base URLs "
+            f"configure(litellm_proxies={shown!r}): expected a list of base URLs "
             "such as ['http://127.0.0.1:4000']"
         )
     checked = []
     for url in urls:
         problem = _proxy_url_problem(url)
         if problem is not None:
+            shown = _without_password(url) if isinstance(url, str) else url
             raise ValueError(
-                f"configure(litellm_proxies=[..., {url!r}, ...]): {problem}; expected base "
-                "URLs such as 'http://127.0.0.1:4000'"
+                f"configure(litellm_proxies=[..., {shown!r}, ...]): {problem}; "
+                "expected base URLs such as 'http://127.0.0.1:4000'"
             )
         checked.append(str(_canonical_url(url)))
     return tuple(checked)
@@ -240,7 +265,8 @@ def _proxies_from_environment() -> tuple[str, ...]:
             urls.append(str(_canonical_url(url)))
         else:
             environment_problem(
-                f"TRACEKIT_LITELLM_PROXIES entry {url!r} is {problem}; it is left out"
+                f"TRACEKIT_LITELLM_PROXIES entry {_without_password(url)!r} is {problem}; "
+                "it is left out"
             )
     return tuple(urls)
 

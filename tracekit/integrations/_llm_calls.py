@@ -159,10 +159,11 @@ class Call:
         if self.owners:
             end_stream_owners(self.owners, self._streamed_text(), completed=True)
 
-    def give_up(self) -> None:
+    def give_up(self, interrupted_by: BaseException | None = None) -> None:
         """The call ended without a result: a stream abandoned, or a call cancelled.
 
-        LiteLLM's own callbacks log neither, so tracekit logs the span in every setup.
+        LiteLLM's own callbacks log neither, so tracekit logs the span in every
+        setup. `interrupted_by` is what stopped a stream being read (a cancellation).
         """
         if not self._claim():
             return
@@ -172,7 +173,10 @@ class Call:
                 self._describe_stream_later()
             else:
                 self.span.output = assistant_message(text)
-            self.span.metadata = {**(self.span.metadata or {}), "stream_completed": False}
+            metadata = {**(self.span.metadata or {}), "stream_completed": False}
+            if interrupted_by is not None:
+                metadata["interrupted_by"] = type(interrupted_by).__name__
+            self.span.metadata = metadata
             self.span.end_at(self.last_chunk_ns)
             end_stream_owners(self.owners, text, completed=False)
         else:

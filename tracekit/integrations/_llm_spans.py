@@ -34,6 +34,11 @@ __all__ = [
     "output_of",
 ]
 
+# Packages whose LLM calls an instrumented integration logs already (LiteLLM):
+# an SDK call they make themselves (LiteLLM calls OpenAI through the openai SDK)
+# is not logged again by the SDK's integration. One LLM span per call.
+logged_callers: set[str] = set()
+
 # Arguments recorded as the LLM span's input, and as its model parameters.
 # Everything else (api_key, api_base, credentials, headers, ...) is never read.
 INPUT_ARGUMENTS = frozenset(("messages", "prompt", "input", "query", "documents", "instructions"))

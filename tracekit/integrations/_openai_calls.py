@@ -12,7 +12,9 @@ such a request. Streams are `_openai_streams`'.
 from __future__ import annotations
 
 import contextlib
+import sys
 import weakref
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +23,13 @@ import openai
 from tracekit import _config, _pipeline
 from tracekit._context import innermost_parent
 from tracekit._log import log_once
-from tracekit.integrations._llm_spans import LLMSpan, ResultFacts, open_llm_span, secret_values
+from tracekit.integrations._llm_spans import (
+    LLMSpan,
+    ResultFacts,
+    logged_callers,
+    open_llm_span,
+    secret_values,
+)
 from tracekit.integrations._openai_streams import follow_stream
 from tracekit.integrations._prices import cost_of
 from tracekit.integrations._proxy import ask_proxy_to_nest, proxy_can_nest
@@ -66,20 +74,45 @@ def _note_secrets(span: LLMSpan, client: Any) -> None:
         span.secret_values += tuple(new)
 
 
+# Modules between the caller and `start`: the SDK, tracekit's wrapper, wrapt.
+_PASSED_THROUGH = ("openai.", "tracekit.", "wrapt.")
+
+
+def _made_by_logged_caller() -> bool:
+    """Is this SDK call made by a package whose calls are logged already (`logged_callers`)?
+
+    Told by the first frame up the stack outside the SDK and tracekit: an
+    async call's awaiting coroutines are on the stack too.
+    """
+    if not logged_callers:
+        return False
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(32):
+        if frame is None:
+            return False
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(_PASSED_THROUGH):
+            return module.partition(".")[0] in logged_callers
+        frame = frame.f_back
+    return False
+
+
 def start(resource: Any, kind: str, kwargs: dict[str, Any]) -> LLMSpan | None:
     """The call's span (and, to a proxy, the request's metadata), or None: not traced.
 
     Not traced: tracing off; a client that is not an openai client (a test's
-    stand-in); a client Opik's `track_openai` already logs (one LLM span per
-    call); a call to a proxy with no span to nest under (the proxy logs it
-    as it would without tracekit). Any other call is traced, a call with no
-    active span as a trace of its own.
+    stand-in); a client Opik's `track_openai` already logs, or a call made by
+    LiteLLM while it is instrumented (one LLM span per call); a call to a
+    proxy with no span to nest under (the proxy logs it as it would without
+    tracekit). Any other call is traced, a call with no active span as a
+    trace of its own.
     """
     try:
-        client = getattr(resource, "_client", None)
-        if not _pipeline.enabled or not isinstance(client, _CLIENTS):
+        client: Any = getattr(resource, "_client", None)
+        # The class itself: a `MagicMock(spec=OpenAI)` claims to be an instance.
+        if not _pipeline.enabled or not issubclass(type(client), _CLIENTS):
             return None
-        if getattr(client, "opik_tracked", False):
+        if getattr(client, "opik_tracked", False) or _made_by_logged_caller():
             return None
         given = {k: v for k, v in kwargs.items() if not isinstance(v, _OMITTED)}
         base_url = str(client.base_url)

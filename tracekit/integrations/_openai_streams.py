@@ -18,6 +18,7 @@ from typing import Any
 
 import openai
 
+from tracekit._log import log_once
 from tracekit._span import Span
 from tracekit.integrations._llm_spans import (
     LLMSpan,
@@ -106,6 +107,13 @@ class _StreamEnd:
             for piece in getattr(delta, "tool_calls", None) or ():
                 self._add_tool_call(piece)
 
+    def add_safely(self, chunk: Any) -> None:
+        """`add`, never raising: a chunk of a shape tracekit does not know is skipped."""
+        try:
+            self.add(chunk)
+        except Exception:
+            log_once("openai:chunk", "tracekit: could not read a chunk of an openai stream")
+
     def _add_tool_call(self, piece: Any) -> None:
         call = self.tool_calls.setdefault(
             getattr(piece, "index", 0),
@@ -134,11 +142,14 @@ class _StreamEnd:
             error = OpenAIResponseFailed(
                 f"{getattr(problem, 'code', None)}: {getattr(problem, 'message', None)}"
             )
-        if error is not None:
+        if isinstance(error, Exception):
             span.fail(error)
         else:
             if not self.completed:
-                span.metadata = {**(span.metadata or {}), "stream_completed": False}
+                metadata = {**(span.metadata or {}), "stream_completed": False}
+                if error is not None:  # cancelled, interrupted
+                    metadata["interrupted_by"] = type(error).__name__
+                span.metadata = metadata
             span.end_at(self.last_chunk_ns)  # when the consumer got the last chunk
         if self.owners:
             end_stream_owners(self.owners, text, self.completed, error)
@@ -153,6 +164,8 @@ class _StreamEnd:
         def describe(span: LLMSpan) -> None:
             if final is not None:
                 ResultFacts(final, kind).describe(span)
+                if not span.output and text:  # a failed response: what came before
+                    span.output = text
                 price(span, requested, getattr(final, "service_tier", None))
                 return
             if kind == "responses":
@@ -181,9 +194,11 @@ def _follow(items: Iterator[Any], end: _StreamEnd) -> Iterator[Any]:
                 return
             finally:
                 end.reading = False
-            end.add(item)
+            end.add_safely(item)
             yield item
-    except Exception as exc:
+    except GeneratorExit:  # the consumer closed or dropped the stream
+        raise
+    except BaseException as exc:
         end.finish(exc)
         raise
     finally:
@@ -201,9 +216,11 @@ async def _follow_async(items: AsyncIterator[Any], end: _StreamEnd) -> AsyncIter
                 return
             finally:
                 end.reading = False
-            end.add(item)
+            end.add_safely(item)
             yield item
-    except Exception as exc:
+    except GeneratorExit:  # the consumer closed or dropped the stream
+        raise
+    except BaseException as exc:
         end.finish(exc)
         raise
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import threading
 from collections.abc import Mapping
@@ -54,7 +55,16 @@ def _prices() -> Mapping[str, Any]:
     return model_cost if isinstance(model_cost, dict) else _shipped_prices()
 
 
-_TIERS = frozenset(("flex", "priority"))  # tiers with their own prices in the list
+# A service tier's suffix on the list's price keys (as LiteLLM reads them).
+_TIER_SUFFIXES = {
+    "flex": "_flex",
+    "balanced": "_balanced",
+    "priority": "_priority",
+    "fast": "_priority",
+    "ultrafast": "_ultrafast",
+}
+# Long-context prices: `input_cost_per_token_above_272k_tokens` and the like.
+_THRESHOLD = re.compile(r"input_cost_per_token(_above_(\d+)(k?)_tokens)")
 
 
 def _entry(prices: Mapping[str, Any], models: tuple[str | None, ...]) -> Mapping[str, Any] | None:
@@ -82,19 +92,24 @@ def cost_of(
 
     As LiteLLM prices OpenAI's usage: cached prompt tokens at the cached
     rate, audio tokens at the audio rates, reasoning tokens at the reasoning
-    rate where the list has one, and the `flex` / `priority` service tiers at
-    their own prices.
+    rate where the list has one, a service tier's prices, and a prompt past
+    a long-context threshold at that threshold's prices (all of its tokens).
     """
     if not usage or "prompt_tokens" not in usage:
         return None
     entry = _entry(_prices(), models)
     if entry is None:
         return None
-    tier = service_tier if service_tier in _TIERS else None
+    tier = _TIER_SUFFIXES.get(service_tier.lower(), "") if isinstance(service_tier, str) else ""
+    above = _threshold_passed(entry, usage["prompt_tokens"])
 
     def rate(key: str, fallback: str | None = None) -> float:
-        for name in (f"{key}_{tier}" if tier else None, key, fallback):
-            value = finite_cost(entry.get(name)) if name else None
+        names = [f"{key}{above}{tier}", f"{key}{above}"] if above else []
+        names += [f"{key}{tier}", key]
+        if fallback is not None:
+            names.append(fallback)
+        for name in names:
+            value = finite_cost(entry.get(name))
             if value is not None:
                 return value
         return 0.0
@@ -111,7 +126,7 @@ def cost_of(
         "output_tokens_details.reasoning_tokens"
     )
     if "cache_read_input_token_cost" not in entry:
-        cached = 0
+        cached = 0  # billed as input tokens
     if "output_cost_per_reasoning_token" not in entry:
         reasoning = 0  # billed as output tokens
     text_in = max(usage["prompt_tokens"] - cached - audio_in, 0)
@@ -124,3 +139,16 @@ def cost_of(
         + audio_out * rate("output_cost_per_audio_token", "output_cost_per_token")
         + reasoning * rate("output_cost_per_reasoning_token", "output_cost_per_token")
     )
+
+
+def _threshold_passed(entry: Mapping[str, Any], prompt_tokens: int) -> str:
+    """The key part (`_above_272k_tokens`) of the highest threshold the prompt is over, or ""."""
+    passed, highest = "", 0
+    for key in entry:
+        found = _THRESHOLD.fullmatch(key)
+        if found is None:
+            continue
+        threshold = int(found.group(2)) * (1000 if found.group(3) else 1)
+        if prompt_tokens > threshold >= highest:
+            passed, highest = found.group(1), threshold
+    return passed

@@ -50,7 +50,7 @@ from tracekit._inputs import snapshot
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
 from tracekit._span import Span
-from tracekit.integrations import _llm_calls
+from tracekit.integrations import _llm_calls, _llm_spans
 from tracekit.integrations import opik as opik_interop
 from tracekit.integrations._llm_calls import Call, begin, live_calls
 from tracekit.integrations._llm_spans import LLMSpan, ResultFacts, assistant_message, finite_cost
@@ -390,7 +390,7 @@ async def _on_anext(
             if isinstance(exc, Exception):
                 call.fail(exc)
             else:
-                call.give_up()
+                call.give_up(interrupted_by=exc)
         raise
     call = instance.__dict__.get(STATE_ATTRIBUTE)
     if call is not None:
@@ -593,6 +593,7 @@ def instrument_litellm() -> None:
                 _stream_class = owner
         _hooks.add("end_with_result", _keep_open_for_stream)
         opik_interop.install()
+        _llm_spans.logged_callers.add("litellm")
         _hooks.add("before_flush", _drain_litellm)
         _hooks.add("at_exit", _settle_calls_at_exit)
 
@@ -602,6 +603,7 @@ def uninstrument_litellm() -> None:
     with _lock:
         if _patches:
             opik_interop.uninstall()
+            _llm_spans.logged_callers.discard("litellm")
         while _patches:
             owner, name, original = _patches.pop()
             setattr(owner, name, original)
