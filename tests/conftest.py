@@ -22,6 +22,7 @@ from tests.litellm_proxy import LiteLLMProxy
 from tests.opik_server import OpikServer
 from tracekit._context import context_defaults
 from tracekit._log import reset_log_once
+from tracekit.testing import Capture
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -76,3 +77,10 @@ def litellm_instrumented() -> Iterator[None]:
     yield
     tracekit.uninstrument_litellm()
     litellm.logging_callback_manager._reset_all_callbacks()
+
+
+@pytest.fixture
+def exported_capture() -> Iterator[Capture]:
+    """`tracekit_capture`, with the spans exported as well (to assert on the store or wire)."""
+    with tracekit.testing.capture(export=True) as captured:
+        yield captured

@@ -31,7 +31,7 @@ def _safe(value: object) -> object:
     return to_json_safe(value, Limits(), Redactor())
 
 
-def test_every_field_round_trips(db: Path, tracekit_capture: Capture) -> None:
+def test_every_field_round_trips(db: Path, exported_capture: Capture) -> None:
     """What a span and its trace hold is what the store gives back."""
     with (
         tracekit.context(project_name="proj", thread_id="th-1", tags=["ctx"]),
@@ -53,7 +53,7 @@ def test_every_field_round_trips(db: Path, tracekit_capture: Capture) -> None:
     assert tracekit.flush(10)
     conn = _store.connect(db, create=False)
     stored = {s.name: s for s in _store.load_spans(conn, root.trace_id)}
-    for span in tracekit_capture.spans:
+    for span in exported_capture.spans:
         assert stored[span.name] == span_record(span, _safe)
     assert _store.load_trace(conn, root.trace_id) == trace_record(root, _safe)
     assert stored["failing"].error_info is not None

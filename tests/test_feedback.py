@@ -271,7 +271,7 @@ def _rated_trace() -> tracekit.Span:
         tracekit.update_current_trace(feedback_scores=[{"name": "grounded", "value": 1}])
         return "42"
 
-    with tracekit.testing.capture() as captured:
+    with tracekit.testing.capture(export=True) as captured:
         answer("q")
     return captured.named("answer")
 
@@ -398,7 +398,7 @@ def test_a_span_over_its_byte_budget_keeps_its_project_names_and_score_names(db:
         tracekit.update_current_span(feedback_scores=[{"name": "relevance", "value": 0.5}])
         return "ok"
 
-    with tracekit.testing.capture() as captured:
+    with tracekit.testing.capture(export=True) as captured:
         big_root(["y" * 900] * 20)
     root = captured.named("big_root")
     assert tracekit.flush(10)

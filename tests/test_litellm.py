@@ -626,7 +626,7 @@ def test_the_input_is_the_messages_as_they_were_at_the_call(tracekit_capture: Ca
 
 
 def test_a_provider_error_quoting_the_api_key_is_redacted(
-    tracekit_capture: Capture, tmp_path: Any
+    exported_capture: Capture, tmp_path: Any
 ) -> None:
     """An error message that repeats the call's api_key shows REDACTED in the span and file."""
     secret = "sk-proj-quoted-back-1234"
@@ -644,7 +644,7 @@ def test_a_provider_error_quoting_the_api_key_is_redacted(
     finally:
         tracekit.configure(exporter="none")
     assert secret in str(raised.value)  # the caller's exception is untouched
-    (llm,) = llm_spans(tracekit_capture)
+    (llm,) = llm_spans(exported_capture)
     assert llm.error_info is not None
     assert secret not in llm.error_info["message"]
     assert "REDACTED" in llm.error_info["message"]

@@ -588,7 +588,7 @@ def _callback_traces_complete(server: OpikServer) -> bool:
 def test_callback_is_not_pointed_at_a_trace_that_never_reaches_opik(
     opik_server: OpikServer,
     spy: StandardLoggingSpy,
-    tracekit_capture: Capture,
+    exported_capture: Capture,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -614,10 +614,10 @@ def test_callback_is_not_pointed_at_a_trace_that_never_reaches_opik(
         assert "current_span_data" not in (metadata.get("opik") or {}), metadata
 
     # tracekit logs the LLM spans itself, under their parents, where its spans go.
-    agents = {s.id: s for s in tracekit_capture.spans if s.name == "orphan_agent"}
-    calls = llm_spans(tracekit_capture)
+    agents = {s.id: s for s in exported_capture.spans if s.name == "orphan_agent"}
+    calls = llm_spans(exported_capture)
     assert len(agents) == 2
-    assert len(calls) == 2, [s.name for s in tracekit_capture.spans]
+    assert len(calls) == 2, [s.name for s in exported_capture.spans]
     assert {c.parent_id for c in calls} == set(agents)
     conn = _store.connect(db, create=False)
     try:

@@ -194,7 +194,7 @@ def test_the_callers_own_metadata_argument_reaches_the_proxy(
 
 @pytest.mark.parametrize("how", ["close", "with"])
 def test_closing_a_stream_ends_its_span_then(
-    server: OpikServer, litellm_proxy: LiteLLMProxy, how: str, tracekit_capture: Any
+    server: OpikServer, litellm_proxy: LiteLLMProxy, how: str, exported_capture: Any
 ) -> None:
     with tracekit.span("caller"), _client(litellm_proxy) as client:
         stream = _open_stream(client)
@@ -204,13 +204,13 @@ def test_closing_a_stream_ends_its_span_then(
         else:
             with stream:
                 next(iter(stream))
-        (span,) = [s for s in tracekit_capture.spans if s.name == "openai.chat.completions"]
+        (span,) = [s for s in exported_capture.spans if s.name == "openai.chat.completions"]
         assert span.metadata["stream_completed"] is False
         del stream
 
 
 def test_exporting_elsewhere_a_call_to_a_listed_proxy_is_an_llm_span_with_tokens(
-    opik_server: OpikServer, litellm_proxy: LiteLLMProxy, tracekit_capture: Any, tmp_path: Any
+    opik_server: OpikServer, litellm_proxy: LiteLLMProxy, exported_capture: Any, tmp_path: Any
 ) -> None:
     """The proxy's span cannot nest under a trace Opik never gets: tracekit records the call."""
     opik_server.reset()
@@ -224,7 +224,7 @@ def test_exporting_elsewhere_a_call_to_a_listed_proxy_is_an_llm_span_with_tokens
     finally:
         tracekit.uninstrument_openai()
         tracekit.configure(exporter="none")
-    llm = tracekit_capture.named("openai.chat.completions")
+    llm = exported_capture.named("openai.chat.completions")
     assert llm.type == "llm"
     assert llm.parent_id == caller.id
     assert llm.usage["total_tokens"] > 0

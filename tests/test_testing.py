@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 import tracekit
+from tests.opik_server import OpikServer
 from tracekit.testing import Capture, capture
 
 
@@ -87,3 +93,71 @@ def test_tree_renders_nesting(tracekit_capture: Capture) -> None:
     assert lines[0].startswith("trace ")
     assert lines[1].startswith("root [general]")
     assert lines[2].startswith("└── work [general]")
+
+
+def _stored_traces(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("select count(*) from traces").fetchone()[0])
+
+
+@pytest.mark.parametrize("export", [False, True])
+def test_captured_spans_are_exported_only_when_asked(tmp_path: Path, export: bool) -> None:
+    db = tmp_path / "traces.db"
+    tracekit.configure(exporter="sqlite", db_path=db)
+    try:
+        with capture(export=export) as captured:
+            work("in a test")
+            thread = threading.Thread(target=work, args=("in a thread",))
+            thread.start()
+            thread.join()
+            tracekit.log_feedback(captured.spans[0].trace_id, "ok", 1)
+        assert len(captured.spans) == 2
+        work("after the capture")  # exported as usual
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    assert _stored_traces(db) == (3 if export else 1)
+
+
+USER_TESTS = """
+import tracekit
+
+@tracekit.track
+def handler(q):
+    return q.upper()
+
+def test_handler(tracekit_capture):
+    assert handler("a") == "A"
+    assert [s.name for s in tracekit_capture.spans] == ["handler"]
+"""
+
+
+def test_a_users_test_run_leaves_their_store_and_opik_alone(
+    tmp_path: Path, opik_server: OpikServer
+) -> None:
+    """The `tracekit_capture` fixture in a user's own suite: nothing stored, nothing sent."""
+    opik_server.reset()
+    (tmp_path / "test_user.py").write_text(USER_TESTS)
+    env = {
+        **os.environ,
+        "TRACEKIT_DB": str(tmp_path / "app.db"),
+        "OPIK_URL_OVERRIDE": opik_server.url,
+        "TRACEKIT_EXPORTER": "auto",
+    }
+    env.pop("PYTEST_ADDOPTS", None)
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout
+    assert _stored_traces(tmp_path / "app.db") == 0
+    assert not opik_server.spans
+    assert not opik_server.traces

@@ -225,7 +225,7 @@ def test_span_updates_on_a_root_change_the_span_only_as_in_opik(server: OpikServ
 
 
 def test_error_info_set_by_hand_reaches_the_span_and_the_wire(
-    tracekit_capture: Capture, server: OpikServer
+    exported_capture: Capture, server: OpikServer
 ) -> None:
     """update_current_span(error_info=...) marks the span failed without an exception."""
     tracekit.configure(exporter="opik", flush_interval=0.05)
@@ -239,7 +239,7 @@ def test_error_info_set_by_hand_reaches_the_span_and_the_wire(
 
     assert guarded("bad") == "refused"
     expected = {"exception_type": "PolicyViolation", "message": "blocked word", "traceback": ""}
-    assert tracekit_capture.named("guarded").error_info == expected
+    assert exported_capture.named("guarded").error_info == expected
     assert tracekit.flush(10)
     assert server.wait_for(lambda: len(server.spans) == 1 and len(server.traces) == 1)
     (span,) = server.spans.values()

@@ -408,7 +408,7 @@ def _install(processor: BatchProcessor | None, exporter_name: str, exit_timeout:
         _pipeline.exit_timeout = exit_timeout
         _pipeline.project_name = None if processor is None else processor.project_name
         if processor is not None:
-            add_processor(processor)
+            add_processor(processor, exporter=True)
         if previous is not None:
             remove_processor(previous)
     if previous is not None:

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from tracekit._feedback import LateFeedback
     from tracekit._span import Span
 
-__all__ = ["SpanProcessor", "add_processor", "emit", "enabled", "remove_processor"]
+__all__ = [
+    "SpanProcessor",
+    "add_processor",
+    "emit",
+    "enabled",
+    "export_paused",
+    "remove_processor",
+]
 
 # Called with each finished span, and each score given with `log_feedback`.
 SpanProcessor = Callable[["Span | LateFeedback"], None]
@@ -26,23 +33,51 @@ SpanProcessor = Callable[["Span | LateFeedback"], None]
 # tracked calls check it first and create no span.
 enabled = True
 
-# Replaced whole, never mutated: `emit` reads it without a lock.
-_processors: tuple[SpanProcessor, ...] = ()
+# Replaced whole, never mutated: `emit` reads them without a lock.
+_local: tuple[SpanProcessor, ...] = ()  # in-process ones (captures)
+_exporters: tuple[SpanProcessor, ...] = ()  # the configured exporter's pipeline
+_processors: tuple[SpanProcessor, ...] = ()  # both
 _lock = threading.Lock()
+# How many `testing.capture()` blocks ask for spans to stay in the process:
+# while any does, exporters get nothing (a test run leaves the store alone).
+_pauses = 0
 
 
-def add_processor(processor: SpanProcessor) -> None:
-    """Send every span that ends from now on to `processor` too."""
-    global _processors
+def add_processor(processor: SpanProcessor, *, exporter: bool = False) -> None:
+    """Send every span that ends from now on to `processor` too.
+
+    An `exporter` gets nothing while export is paused (`export_paused`).
+    """
+    global _local, _exporters, _processors
     with _lock:
-        _processors = (*_processors, processor)
+        if exporter:
+            _exporters = (*_exporters, processor)
+        else:
+            _local = (*_local, processor)
+        _processors = _local + _exporters
 
 
 def remove_processor(processor: SpanProcessor) -> None:
     """Stop sending spans to `processor` (a no-op when it was not added)."""
-    global _processors
+    global _local, _exporters, _processors
     with _lock:
-        _processors = tuple(p for p in _processors if p != processor)
+        _local = tuple(p for p in _local if p != processor)
+        _exporters = tuple(p for p in _exporters if p != processor)
+        _processors = _local + _exporters
+
+
+class export_paused:
+    """While inside, spans reach in-process processors only, not the exporter. Nestable."""
+
+    def __enter__(self) -> None:
+        global _pauses
+        with _lock:
+            _pauses += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _pauses
+        with _lock:
+            _pauses -= 1
 
 
 def emit(span: Span | LateFeedback) -> None:
@@ -53,7 +88,7 @@ def emit(span: Span | LateFeedback) -> None:
     """
     if not enabled:
         return
-    for processor in _processors:
+    for processor in _local if _pauses else _processors:
         try:
             processor(span)
         except Exception:

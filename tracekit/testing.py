@@ -5,6 +5,7 @@
     assert [s.name for s in captured.spans] == ["step", "my_app"]
 
 With pytest, the `tracekit_capture` fixture does the same for one test.
+Captured spans are not exported (`capture(export=True)` exports them too).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from types import TracebackType
 
 from tracekit._feedback import LateFeedback
-from tracekit._pipeline import add_processor, remove_processor
+from tracekit._pipeline import add_processor, export_paused, remove_processor
 from tracekit._records import (
     FeedbackRecord,
     TraceRecord,
@@ -30,7 +31,9 @@ __all__ = ["Capture", "FeedbackRecord", "TraceRecord", "capture"]
 class Capture:
     """Collects every span that ends, from any thread, while it is active."""
 
-    def __init__(self) -> None:
+    def __init__(self, export: bool = False) -> None:
+        self._export = export
+        self._paused: export_paused | None = None
         self._spans: list[Span] = []
         self._feedback: list[LateFeedback] = []
         self._lock = threading.Lock()
@@ -82,6 +85,9 @@ class Capture:
             self._feedback.clear()
 
     def __enter__(self) -> Capture:
+        if not self._export:
+            self._paused = export_paused()
+            self._paused.__enter__()
         add_processor(self._record)
         return self
 
@@ -92,8 +98,16 @@ class Capture:
         tb: TracebackType | None,
     ) -> None:
         remove_processor(self._record)
+        if self._paused is not None:
+            self._paused.__exit__(exc_type, exc, tb)
+            self._paused = None
 
 
-def capture() -> Capture:
-    """A context manager collecting finished spans in memory: `.spans`, `.traces`, `.tree()`."""
-    return Capture()
+def capture(*, export: bool = False) -> Capture:
+    """A context manager collecting finished spans in memory: `.spans`, `.traces`, `.tree()`.
+
+    While it is active, spans stay in the process: the configured exporter
+    (the local SQLite file, Opik) gets none of them — from any thread — so a
+    test run leaves your store alone. `export=True` exports them as well.
+    """
+    return Capture(export=export)
