@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import logging
+import sqlite3
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 import tracekit
-from tracekit.testing import Capture
+from tracekit.testing import Capture, capture
 
 
 @tracekit.track
@@ -504,3 +508,49 @@ def test_functions_defined_in_a_class_body_still_bind_as_methods(
 
     assert Greeter().greet("ann") == "hi ann"
     assert tracekit_capture.named("greet").input == {"name": "ann"}
+
+
+class _Searcher:
+    @tracekit.track
+    def search(self, query: str, k: int = 3, *rest: Any, mode: str = "fast", **extra: Any) -> None:
+        pass
+
+    @classmethod
+    @tracekit.track
+    def build(cls, name: str, size: int = 1) -> None:
+        pass
+
+
+@tracekit.track
+def _search(query: str, k: int = 3, *rest: Any, mode: str = "fast", **extra: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("call", "keys"),
+    [
+        (lambda: _search("q"), ["query", "k", "mode"]),
+        (lambda: _search("q", 5, mode="slow"), ["query", "k", "mode"]),
+        (lambda: _search(mode="m", k=1, query="q"), ["query", "k", "mode"]),
+        (lambda: _search("q", 5, 6, 7, z=1, a=2), ["query", "k", "rest", "mode", "z", "a"]),
+        (lambda: _Searcher().search("q", mode="m"), ["query", "k", "mode"]),
+        (lambda: _Searcher.build("n"), ["name", "size"]),
+    ],
+)
+def test_inputs_are_in_parameter_order(call: Callable[[], None], keys: list[str]) -> None:
+    with capture() as captured:
+        call()
+    (span,) = captured.spans
+    assert list(span.input) == keys
+
+
+def test_inputs_keep_parameter_order_in_the_store(tmp_path: Path) -> None:
+    tracekit.configure(exporter="sqlite", db_path=tmp_path / "t.db")
+    try:
+        _search("q", 5, mode="slow")
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    with sqlite3.connect(tmp_path / "t.db") as connection:
+        (stored,) = connection.execute("select input from spans").fetchone()
+    assert list(json.loads(stored)) == ["query", "k", "mode"]

@@ -114,6 +114,10 @@ def parameter_names(func: Callable[..., Any]) -> tuple[set[str], bool] | None:
     return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+# The slot of a required parameter before the call's arguments fill it.
+_UNFILLED = object()
+
+
 def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> InputBinder:
     """Build the per-call function that names `func`'s arguments.
 
@@ -133,11 +137,18 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
     var_positional = next(
         (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None
     )
-    defaults = {
-        p.name: p.default
+    # The inputs of a call before its arguments fill them: every parameter in
+    # the signature's order (so inputs read in that order), with its default.
+    # A required parameter's slot is always filled when the call binds; the
+    # `*args` slot is dropped when no extra argument comes.
+    unbound_template = {
+        p.name: _UNFILLED if p.default is inspect.Parameter.empty else p.default
         for p in params
-        if p.default is not inspect.Parameter.empty and p.name not in ignored
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
     }
+    bound_template = dict(unbound_template)  # a bound method's: without `self`
+    if positional:
+        bound_template.pop(positional[0], None)
     unbound_names = positional
     bound_names = positional[1:]
     binds = _binding_check(params, positional, var_positional)
@@ -146,10 +157,12 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
         names = bound_names if is_bound else unbound_names
         if not binds(names, args, kwargs):  # the call raised TypeError: show it as made
             return {"args": list(args), "kwargs": dict(kwargs)}
-        inputs = defaults.copy()
+        inputs = (bound_template if is_bound else unbound_template).copy()
         inputs.update(zip(names, args))  # noqa: B905 (extra args are handled below)
         if len(args) > len(names):
             inputs[var_positional or "args"] = args[len(names) :]
+        elif var_positional is not None:
+            del inputs[var_positional]
         if kwargs:
             inputs.update(kwargs)
         if ignored:
