@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
+from tracekit._extras import installed, require
 from tracekit._log import log_once, logger
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter
@@ -80,13 +81,30 @@ def opik_is_configured() -> bool:
     )
 
 
+def _opik_installed() -> bool:
+    """Is opik installed? Opik asked for by the environment without it: said once, and
+    spans go to the local SQLite file instead."""
+    if installed("opik"):
+        return True
+    log_once(
+        "config:no-opik",
+        "tracekit: Opik is asked for (TRACEKIT_EXPORTER, OPIK_URL_OVERRIDE, OPIK_API_KEY or "
+        "~/.opik.config) but the opik package is not installed: spans go to the local "
+        "SQLite file; install it with: pip install 'tracekit[opik]'",
+        exc_info=False,
+    )
+    return False
+
+
 def _resolve_exporter_name(requested: str) -> str:
     if requested != "auto":
         return requested
     raw = os.environ.get("TRACEKIT_EXPORTER", "")
     from_env = raw.strip().lower()
-    fallback = "opik" if opik_is_configured() else "sqlite"
+    fallback = "opik" if opik_is_configured() and _opik_installed() else "sqlite"
     if from_env and from_env != "auto":
+        if from_env == "opik" and not _opik_installed():
+            return "sqlite"
         if from_env in EXPORTERS:
             return from_env
         environment_problem(
@@ -375,6 +393,8 @@ def configure(
 
     path = Path(db_path or os.environ.get("TRACEKIT_DB") or DEFAULT_DB)
     if isinstance(exporter, str):
+        if exporter == "opik":
+            require("configure(exporter='opik')", "opik", "opik")
         name = _resolve_exporter_name(exporter)
         make_exporter = _exporter_factory(name, path, float(request_timeout))
     else:

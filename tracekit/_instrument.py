@@ -6,6 +6,8 @@ when instrumenting is asked for.
 
 from __future__ import annotations
 
+from tracekit._extras import require
+
 __all__ = [
     "LiteLLMNotSupported",
     "instrument_litellm",
@@ -35,6 +37,7 @@ def instrument_litellm() -> None:
     Raises `LiteLLMNotSupported`, patching nothing, when the installed
     LiteLLM lacks a place tracekit must hook into.
     """
+    require("instrument_litellm()", "litellm", "litellm", "opik")
     from tracekit.integrations.litellm import instrument_litellm as install
 
     install()
@@ -61,6 +64,7 @@ def instrument_openai() -> None:
     asked (in `extra_body`) to log its LLM span under it. Idempotent and
     thread-safe.
     """
+    require("instrument_openai()", "openai", "openai")
     from tracekit.integrations.openai import instrument_openai as install
 
     install()
