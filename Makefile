@@ -9,8 +9,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("tracekit needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing tracekit with every extra and the dev tools into $(VENV) (first time: a few minutes)"
+	@# One line per package pip fetches (pip's full output would bury the demo); pip's status is kept.
+	@bash -c '$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e ".[dev]" \
+		| grep --line-buffered -E "^(Collecting|Successfully|ERROR)"; exit $${PIPESTATUS[0]}'
+	@echo "==> $(VENV) ready"
 	@touch $(STAMP)
 
 demo: $(STAMP)
