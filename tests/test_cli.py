@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,31 +59,48 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _ls_json(store: Path, *flags: str) -> list[dict[str, object]]:
+    result = _cli("ls", "--db", str(store), "--json", *flags)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
 def test_ls_lists_recent_traces_newest_first(store: Path) -> None:
     """ls shows each trace's id, root name, span count, errors, tokens and cost."""
-    result = _cli("ls", "--db", str(store))
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
-    assert [row.split("│")[2].strip() for row in rows] == ["broken", "chat", "plain"]
-    chat_row = [cell.strip() for cell in rows[1].split("│")]
-    assert chat_row[5:9] == ["2", "0", "12", "0.002100"]
-    broken_row = [cell.strip() for cell in rows[0].split("│")]
-    assert broken_row[6] == "1"
+    traces = _ls_json(store)
+    assert [t["name"] for t in traces] == ["broken", "chat", "plain"]
+    chat = traces[1]
+    assert (chat["span_count"], chat["errors"], chat["total_tokens"]) == (2, 0, 12)
+    assert chat["total_cost"] == pytest.approx(0.0021)
+    assert traces[0]["errors"] == 1
+    assert all(len(str(t["id"])) == 36 for t in traces)  # whole in JSON
+    text = _cli("ls", "--db", str(store)).stdout
+    for trace in traces:
+        assert f"{str(trace['id'])[-12:]}  {trace['name']}" in text
+    assert "0.002100" in text
 
 
-def test_ls_filters_by_limit_project_and_errors(store: Path) -> None:
-    """--limit, --project and --errors narrow the list."""
+def test_ls_filters_and_pages(store: Path) -> None:
+    """--limit, --offset, --project, --name, --since and --errors narrow the list."""
     names = {
-        flags: [
-            line.split("│")[2].strip()
-            for line in _cli("ls", "--db", str(store), *flags).stdout.splitlines()
-            if line.startswith("│")
+        flags: [t["name"] for t in _ls_json(store, *flags)]
+        for flags in [
+            ("--limit", "1"),
+            ("--limit", "1", "--offset", "1"),
+            ("--project", "bots"),
+            ("--name", "plain"),
+            ("--since", "1h"),
+            ("--since", "2999-01-01T00:00:00"),
+            ("--errors",),
         ]
-        for flags in [("--limit", "1"), ("--project", "bots"), ("--errors",)]
     }
     assert names == {
         ("--limit", "1"): ["broken"],
+        ("--limit", "1", "--offset", "1"): ["chat"],
         ("--project", "bots"): ["chat"],
+        ("--name", "plain"): ["plain"],
+        ("--since", "1h"): ["broken", "chat", "plain"],
+        ("--since", "2999-01-01T00:00:00"): [],
         ("--errors",): ["broken"],
     }
 
@@ -93,14 +113,17 @@ def test_show_last_prints_the_newest_tree_with_the_error(store: Path) -> None:
     assert "RuntimeError: disk on fire" in result.stdout
 
 
-def test_show_by_id_prefix_shows_model_and_tokens(store: Path) -> None:
-    """A unique id prefix is enough; LLM spans show their model and tokens, nested."""
-    listing = _cli("ls", "--db", str(store), "--project", "bots").stdout
-    trace_id = next(line for line in listing.splitlines() if line.startswith("│")).split("│")[1]
-    result = _cli("show", trace_id.strip()[:30], "--db", str(store))
+@pytest.mark.parametrize("part", ["start", "end"])
+def test_show_by_the_start_or_end_of_an_id_shows_model_and_tokens(store: Path, part: str) -> None:
+    """A unique start of an id, or its end as `ls` shows it, is enough; LLM spans show
+    their model and tokens, nested."""
+    (chat,) = _ls_json(store, "--project", "bots")
+    trace_id = str(chat["id"])
+    given = trace_id[:30] if part == "start" else trace_id[-12:]
+    result = _cli("show", given, "--db", str(store))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "project=bots" in lines[0]
+    assert "project=bots" in lines[1]
     (llm_line,) = [line for line in lines if "completion" in line]
     (chat_line,) = [line for line in lines if " chat [" in line]
     assert "[llm]" in llm_line
@@ -151,8 +174,6 @@ def test_problems_print_one_line_and_exit_1(
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not sqlite" * 100)
     foreign = tmp_path / "foreign.db"
-    import sqlite3
-
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE other (x)")
     from tracekit import _store
@@ -172,3 +193,79 @@ def test_problems_print_one_line_and_exit_1(
     assert result.stderr.count("\n") == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _cli_at(columns: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns)}
+    return subprocess.run(
+        [TRACEKIT, *args], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("columns", "header"),
+    [
+        (160, ["id", "name", "started", "took", "spans", "err", "tokens", "cost", "$"]),
+        (80, ["id", "name", "started", "took", "spans", "err", "tokens", "cost", "$"]),
+        (50, ["id", "name", "took", "spans"]),
+    ],
+)
+def test_ls_fits_the_width_by_dropping_columns_not_squeezing_them(
+    store: Path, columns: int, header: list[str]
+) -> None:
+    """Piped, ls takes $COLUMNS; whatever the width, every shown column is whole."""
+    lines = _cli_at(columns, "ls", "--db", str(store)).stdout.splitlines()
+    assert lines[0].startswith("traces 1-3, newest first")
+    assert lines[1].split() == header
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    for trace, line in zip(_ls_json(store), lines[2:], strict=True):
+        short = str(trace["id"])[-12:]
+        assert line.startswith(f"{short}  {trace['name']}")
+        shown = _cli_at(columns, "show", short, "--db", str(store))
+        assert shown.returncode == 0
+        assert shown.stdout.startswith(f"trace {trace['id']}")
+
+
+def test_usage_errors_are_one_line_and_status_2(store: Path) -> None:
+    for args in ([], ["ls", "--limit", "0"], ["ls", "--limit", "x"], ["show"], ["nope"]):
+        result = _cli(*args)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("tracekit")
+
+
+def test_version_and_help_describe_every_command() -> None:
+    assert _cli("--version").stdout.startswith("tracekit ")
+    from tracekit.cli import _parser
+
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(commands.choices) == ["export", "ls", "show"]
+    for name, command in commands.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, (name, action.dest)
+
+
+def test_an_empty_or_missing_store_says_where_it_looked(tmp_path: Path) -> None:
+    tracekit.configure(exporter="sqlite", db_path=tmp_path / "empty.db")
+    try:
+        with tracekit.testing.capture(export=True):
+            pass
+        with tracekit.span("make the file"):
+            pass
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    with sqlite3.connect(tmp_path / "empty.db") as connection:
+        connection.execute("delete from spans")
+        connection.execute("delete from traces")
+    empty = _cli("ls", "--db", str(tmp_path / "empty.db"))
+    assert empty.returncode == 0
+    assert empty.stdout.strip() == f"no traces yet in {tmp_path / 'empty.db'}"
+    missing = subprocess.run(
+        [TRACEKIT, "ls"], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path
+    )
+    assert missing.returncode == 1
+    assert str(tmp_path / ".tracekit" / "traces.db") in missing.stderr
+    assert "relative to the current directory" in missing.stderr

@@ -32,9 +32,9 @@ def test_quickstart_exports_a_tree_that_tracekit_show_prints(tmp_path: Path) -> 
     assert "exported: True" in out
     shown = _run([str(Path(sys.executable).parent / "tracekit"), "show", "last"], tmp_path).stdout
     lines = shown.splitlines()
-    assert "project=quickstart" in lines[0]
-    assert "thread=conversation-1" in lines[0]
-    names = [line.split("█")[-1].split("[")[0].strip() for line in lines[1:]]
+    assert "project=quickstart" in lines[1]
+    assert "thread=conversation-1" in lines[1]
+    names = [line.split("█")[-1].split("[")[0].strip() for line in lines[2:]]
     assert names == [
         "answer_question",
         "search",
@@ -193,8 +193,9 @@ def test_feedback_example_shows_a_line_per_score(tmp_path: Path) -> None:
     lines = _example("feedback.py", tmp_path).stdout.splitlines()
     assert "exported: True" in lines
     title = next(i for i, line in enumerate(lines) if line.startswith("trace "))
-    assert lines[title + 1] == "score grounded = 1 (auto)"
-    assert lines[title + 2] == "score user_rating = 0: wanted Saturday hours"
+    assert "project=feedback-example" in lines[title + 1]
+    assert lines[title + 2] == "score grounded = 1 (auto)"
+    assert lines[title + 3] == "score user_rating = 0: wanted Saturday hours"
     retrieve = next(i for i, line in enumerate(lines) if "retrieve [tool]" in line)
     assert lines[retrieve + 1].strip() == "score retrieval_hits = 2: 2 docs found"
 
@@ -206,8 +207,8 @@ def test_across_services_example_prints_one_tree(tmp_path: Path) -> None:
     trees = [i for i, line in enumerate(lines) if line.startswith("trace ")]
     assert len(trees) == 1
     assert "answer" in lines[trees[0]]
-    assert lines[trees[0] + 2].startswith("    └──")
-    assert "look_up_order [tool]" in lines[trees[0] + 2]
+    assert lines[trees[0] + 3].startswith("    └──")
+    assert "look_up_order [tool]" in lines[trees[0] + 3]
 
 
 def test_openai_example_records_one_llm_span_per_call_with_tokens_and_cost(

@@ -233,7 +233,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     if create:
         _create_private_file(path)
     elif not path.is_file():
-        raise StoreError(f"no trace store at {path}")
+        where = "" if path.is_absolute() else " (relative to the current directory)"
+        raise StoreError(f"no trace store at {path.absolute()}{where}; run a traced program first")
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     except sqlite3.DatabaseError as exc:
@@ -393,43 +394,76 @@ def list_traces(
     conn: sqlite3.Connection,
     *,
     limit: int = 20,
+    offset: int = 0,
     project: str | None = None,
     errors_only: bool = False,
+    since_ns: int | None = None,
+    name: str | None = None,
 ) -> list[TraceSummary]:
-    """The most recent traces first, with span, error, token and cost totals."""
+    """The most recent traces first, with span, error, token and cost totals.
+
+    The traces are chosen first (newest `limit` after `offset`, filtered),
+    then only their spans are summed: the cost does not grow with the store.
+    `name` matches a trace's name exactly.
+    """
     query = f"""
+        WITH chosen AS (
+            SELECT * FROM traces t
+            WHERE (:project IS NULL OR t.project_name = :project)
+              AND (:since IS NULL OR t.start_ns >= :since)
+              AND (:name IS NULL OR t.name = :name)
+              AND (NOT :errors_only OR EXISTS (
+                    SELECT 1 FROM spans e WHERE e.trace_id = t.id AND e.error_info IS NOT NULL))
+            ORDER BY t.start_ns DESC
+            LIMIT :limit OFFSET :offset
+        )
         SELECT {", ".join("t." + column for column in TRACES.columns)},
                COUNT(s.id),
                COUNT(s.error_info),
                SUM(json_extract(s.usage, '$.total_tokens')),
                SUM(s.total_cost)
-        FROM traces t LEFT JOIN spans s ON s.trace_id = t.id
-        WHERE (:project IS NULL OR t.project_name = :project)
+        FROM chosen t LEFT JOIN spans s ON s.trace_id = t.id
         GROUP BY t.id
-        HAVING NOT :errors_only OR COUNT(s.error_info) > 0
         ORDER BY t.start_ns DESC
-        LIMIT :limit
     """
-    rows = conn.execute(
-        query, {"project": project, "errors_only": errors_only, "limit": limit}
-    ).fetchall()
+    parameters = {
+        "project": project,
+        "errors_only": errors_only,
+        "limit": limit,
+        "offset": offset,
+        "since": since_ns,
+        "name": name,
+    }
+    rows = conn.execute(query, parameters).fetchall()
     width = len(TRACES.columns)
     return [TraceSummary(TRACES.record_of(row[:width]), *row[width:]) for row in rows]
 
 
 def resolve_trace_id(conn: sqlite3.Connection, trace_id: str) -> str:
-    """`trace_id` itself, the latest trace for "last", or a unique id prefix."""
+    """`trace_id` itself, the latest trace for "last", or a unique start or end of an id.
+
+    The end (the random tail `tracekit ls` shows) is unique where a prefix is
+    not: UUIDv7 ids of one run share their time prefix.
+    """
     if trace_id == "last":
         row = conn.execute("SELECT id FROM traces ORDER BY start_ns DESC LIMIT 1").fetchone()
         if row is None:
             raise StoreError("the trace store holds no trace yet")
         return str(row[0])
-    rows = conn.execute(
-        """SELECT id FROM traces WHERE id LIKE :prefix || '%'
-           UNION SELECT DISTINCT trace_id FROM spans WHERE trace_id LIKE :prefix || '%'
+    part = trace_id.strip().lower()
+    rows = (
+        conn.execute(
+            """SELECT id FROM traces
+           WHERE substr(id, 1, length(:part)) = :part OR substr(id, -length(:part)) = :part
+           UNION SELECT DISTINCT trace_id FROM spans
+           WHERE substr(trace_id, 1, length(:part)) = :part
+              OR substr(trace_id, -length(:part)) = :part
            LIMIT 2""",
-        {"prefix": trace_id},
-    ).fetchall()
+            {"part": part},
+        ).fetchall()
+        if part
+        else []
+    )
     if not rows:
         raise StoreError(f"no trace with id {trace_id!r}")
     if len(rows) > 1:

@@ -1,13 +1,14 @@
 """`tracekit`: read the local SQLite trace store.
 
-    tracekit ls [--limit N] [--project P] [--errors]
+    tracekit ls [--limit N] [--offset N] [--project P] [--name N] [--since 2h] [--errors] [--json]
     tracekit show TRACE_ID|last [--json]
     tracekit export [--since 2h|ISO-TIME] [--format jsonl]
+    tracekit --version
 
 Every command takes `--db PATH` (default: `$TRACEKIT_DB`, else
 `.tracekit/traces.db`). Problems (no store, a corrupt file, an unknown id,
 a row or table that does not fit tracekit's schema) print one line on stderr
-and exit with status 1.
+and exit with status 1; usage errors (argparse's) exit with status 2.
 
 The human views (`ls`, `show`) print the store's text as inert text: control
 characters (ESC, BEL, DEL, C0, C1) and bidi overrides are shown as escapes
@@ -22,15 +23,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import os
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -118,16 +120,25 @@ def _local(when: datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def cmd_ls(conn: sqlite3.Connection, args: argparse.Namespace, console: Console) -> None:
-    with _reading("cannot list the traces"):
-        rows = _store.list_traces(
-            conn, limit=args.limit, project=args.project, errors_only=args.errors
-        )
-    table = Table(title=f"{len(rows)} most recent trace(s)", title_justify="left")
-    for column in ("trace id", "name", "started", "duration", "spans", "errors"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("tokens", justify="right")
-    table.add_column("cost $", justify="right")
+# `ls` columns that give way on a narrow terminal, the first to go first.
+_DROPPABLE = ("cost $", "tokens", "err", "started")
+SHORT_ID = 12  # the random tail of a UUIDv7: unique where its time prefix is not
+NAME_MIN = 10
+
+
+def short_id(trace_id: str) -> str:
+    """What `ls` shows of an id: its random end, which `show` accepts as well as a prefix."""
+    return trace_id[-SHORT_ID:]
+
+
+def _started(when: datetime) -> str:
+    local = when.astimezone()
+    today = datetime.now().astimezone().date()
+    return local.strftime("%H:%M:%S" if local.date() == today else "%m-%d %H:%M")
+
+
+def _ls_rows(rows: Sequence[_store.TraceSummary]) -> list[dict[str, str]]:
+    table = []
     for row in rows:
         trace = _checked(row.trace)
         ms = (
@@ -135,16 +146,82 @@ def cmd_ls(conn: sqlite3.Connection, args: argparse.Namespace, console: Console)
             if trace.end_time is None
             else (trace.end_time - trace.start_time).total_seconds() * 1000
         )
-        table.add_row(
-            _text(trace.id, limit=60),
-            _text(trace.name, limit=60),
-            Text(_local(trace.start_time)),
-            Text(_duration(ms)),
-            _text(row.span_count),
-            _text(row.errors, "bold red") if row.errors else Text("0"),
-            _text(row.total_tokens),
-            Text("" if row.total_cost is None else _cost(row.total_cost)),
+        table.append(
+            {
+                "id": inert(short_id(str(trace.id)), SHORT_ID),
+                "name": inert(trace.name, 60),
+                "started": _started(trace.start_time),
+                "took": _duration(ms),
+                "spans": inert(row.span_count, 10),
+                "err": inert(row.errors, 10) if row.errors else "0",
+                "tokens": "" if row.total_tokens is None else inert(row.total_tokens, 12),
+                "cost $": "" if row.total_cost is None else _cost(row.total_cost),
+            }
         )
+    return table
+
+
+def _ls_columns(table: list[dict[str, str]], width: int) -> list[str]:
+    """The columns that fit `width`, dropping the least needed first (never id and name)."""
+    columns = ["id", "name", "started", "took", "spans", "err", "tokens", "cost $"]
+
+    def needed(column: str) -> int:
+        return max([len(column), *(len(line[column]) for line in table)]) + 2
+
+    for droppable in _DROPPABLE:
+        fixed = sum(needed(c) for c in columns if c != "name")
+        if fixed + NAME_MIN + 2 <= width:
+            break
+        columns.remove(droppable)
+    return columns
+
+
+def cmd_ls(conn: sqlite3.Connection, args: argparse.Namespace, console: Console) -> None:
+    since = _parse_since(args.since)
+    with _reading("cannot list the traces"):
+        rows = _store.list_traces(
+            conn,
+            limit=args.limit,
+            offset=args.offset,
+            project=args.project,
+            errors_only=args.errors,
+            since_ns=None if since is None else min(int(since.timestamp() * 1e9), 2**63 - 1),
+            name=args.name,
+        )
+    if args.json:
+        for row in rows:
+            line = _record_json(_checked(row.trace))
+            line |= {"span_count": row.span_count, "errors": row.errors}
+            line |= {"total_tokens": row.total_tokens, "total_cost": row.total_cost}
+            sys.stdout.write(_dumps(line) + "\n")
+        return
+    filtered = any((args.project, args.errors, args.since, args.name, args.offset))
+    if not rows:
+        where = _db_path(args.db).absolute()
+        console.print(
+            Text(f"no traces {'match' if filtered else 'yet'} in {where}"), soft_wrap=True
+        )
+        return
+    lines = _ls_rows(rows)
+    columns = _ls_columns(lines, console.width)
+    first = args.offset + 1
+    title = f"traces {first}-{first + len(rows) - 1}, newest first"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1))
+    for column in columns:
+        right = column in ("spans", "err", "tokens", "cost $")
+        table.add_column(
+            column,
+            justify="right" if right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=NAME_MIN if column == "name" else None,
+        )
+    for line in lines:
+        cells = [
+            Text(line[c], style="bold red" if c == "err" and line[c] != "0" else "")
+            for c in columns
+        ]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -233,8 +310,8 @@ def cmd_show(conn: sqlite3.Connection, args: argparse.Namespace, console: Consol
     end = max((s.end_time or s.start_time) for s in spans)
     total_ms = (end - start).total_seconds() * 1000
     title = _text(f"trace {trace_id}", "bold")
-    if trace is not None:
-        title.append(f"  {inert(trace.name)}  {_local(trace.start_time)}", style="dim")
+    if trace is not None:  # the details on a line of their own: the id alone takes 42 columns
+        title.append(f"  {inert(trace.name)}\n{_local(trace.start_time)}", style="dim")
         if trace.project_name:
             title.append(f"  project={inert(trace.project_name, 80)}", style="dim")
         if trace.thread_id:
@@ -287,18 +364,69 @@ def cmd_export(conn: sqlite3.Connection, args: argparse.Namespace, console: Cons
             out.write(_dumps(line) + "\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tracekit", description="Show traces from the local tracekit store."
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="trace store (default: $TRACEKIT_DB or .tracekit/traces.db)")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
 
-    ls = commands.add_parser("ls", parents=[common], help="list recent traces")
-    ls.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    return parse
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tracekit")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (status 2, argparse's convention)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tracekit",
+        description="Show traces from the local tracekit store (a SQLite file).",
+        epilog="Usage errors print one line and exit with status 2; problems reading the "
+        "store print one line and exit with status 1.",
+    )
+    parser.add_argument("--version", action="version", version=f"tracekit {_version()}")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the trace store (default: $TRACEKIT_DB, else .tracekit/traces.db in the "
+        "current directory)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = commands.add_parser(
+        "ls",
+        parents=[common],
+        help="list recent traces",
+        description="List traces, newest first: the end of each id (which `tracekit show` "
+        "accepts), root name, start, duration, spans, errors, tokens, cost. Columns give "
+        "way on a narrow terminal (cost first); piped, the width is $COLUMNS, else 200.",
+    )
+    ls.add_argument("--limit", type=_count(1), default=20, help="how many (default 20)")
+    ls.add_argument(
+        "--offset", type=_count(0), default=0, help="skip this many of the newest first"
+    )
     ls.add_argument("--project", help="only traces of this project")
+    ls.add_argument("--name", help="only traces whose root has this name")
+    ls.add_argument("--since", help="only traces started since: 30m, 2h, 1d or an ISO time")
     ls.add_argument("--errors", action="store_true", help="only traces with an error")
+    ls.add_argument("--json", action="store_true", help="one JSON object per trace, ids whole")
     ls.set_defaults(run=cmd_ls)
 
     show = commands.add_parser(
@@ -313,22 +441,40 @@ def _parser() -> argparse.ArgumentParser:
             " [depth N]. --json prints the exact values."
         ),
     )
-    show.add_argument("trace_id", help="a trace id, a unique prefix of one, or 'last'")
+    show.add_argument(
+        "trace_id", help="'last', a trace id, or a unique start or end of one (as `ls` shows)"
+    )
     show.add_argument("--json", action="store_true", help="print the trace as JSON")
     show.set_defaults(run=cmd_show)
 
-    export = commands.add_parser("export", parents=[common], help="print spans for piping")
-    export.add_argument("--since", help="only spans started since: 30m, 2h, 1d or ISO time")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="print spans for piping",
+        description="Print every span, one JSON object per line, oldest first; a root span "
+        "also carries its trace's feedback scores.",
+    )
+    export.add_argument("--since", help="only spans started since: 30m, 2h, 1d or an ISO time")
+    export.add_argument(
+        "--format", choices=["jsonl"], default="jsonl", help="jsonl: one JSON object per line"
+    )
     export.set_defaults(run=cmd_export)
     return parser
+
+
+def _console() -> Console:
+    """The terminal's width; piped, $COLUMNS, else 200 (ids stay whole to be pasted)."""
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) >= 20 else 200
+    return Console(width=width)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tracekit` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    # Piped output is not cut at 80 columns: ids must stay whole to be pasted.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _console()
     path = _db_path(args.db)
     try:
         conn = _store.connect(path, create=False)
