@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -269,3 +272,87 @@ def test_an_empty_or_missing_store_says_where_it_looked(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert str(tmp_path / ".tracekit" / "traces.db") in missing.stderr
     assert "relative to the current directory" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trace with a failure, a generator dropped early, an interrupted span and a stream
+    given up (as tracekit records them)."""
+    path = tmp_path_factory.mktemp("marked") / "traces.db"
+    tracekit.configure(exporter="sqlite", db_path=path, flush_interval=0.01)
+    try:
+
+        @tracekit.track
+        def numbers() -> Iterator[int]:
+            yield from range(10)
+
+        @tracekit.track
+        def fetch(url: str) -> str:
+            raise ValueError(f"cannot fetch {url}\nsecond line of the message")
+
+        @tracekit.track
+        def request(question: str) -> str:
+            with tracekit.span("inner step"):
+                pass
+            next(iter(numbers()))
+            with contextlib.suppress(ValueError):
+                fetch("http://example.test/a")
+            with tracekit.span("llm call", type="llm") as llm:
+                llm.update(metadata={"stream_completed": False})
+            with contextlib.suppress(KeyboardInterrupt), tracekit.span("interrupted"):
+                raise KeyboardInterrupt
+            return "an answer"
+
+        request("why?")
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    return path
+
+
+def _show(store: Path, *flags: str, columns: int = 80) -> list[str]:
+    result = _cli_at(columns, "show", "last", "--db", str(store), *flags)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _line(lines: list[str], name: str) -> str:
+    (found,) = [line for line in lines if f" {name} [" in line]
+    return found
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_show_aligns_bars_marks_what_went_wrong_and_lists_errors_below(
+    marked: Path, columns: int
+) -> None:
+    lines = _show(marked, columns=columns)
+    assert max(len(line) for line in lines) <= columns
+    request, inner = _line(lines, "request"), _line(lines, "inner step")
+    assert request.index("█") == inner.index("█") == 0  # they start together: one column
+    assert "✗ ValueError" in _line(lines, "fetch")
+    assert "second line" not in _line(lines, "fetch")  # one line in the tree
+    assert "(not completed)" in _line(lines, "numbers")
+    assert "(stream not completed)" in _line(lines, "llm call")
+    assert "⚠ KeyboardInterrupt" in _line(lines, "interrupted")
+    assert "question=why? → an answer" in request
+    errors = lines.index("errors:")
+    assert errors > lines.index(_line(lines, "interrupted"))
+    assert "fetch: ValueError: cannot fetch http://example.test/a⏎second line" in " ".join(
+        lines[errors:]
+    )
+
+
+def test_show_errors_keeps_the_failing_path_and_span_a_subtree(marked: Path) -> None:
+    def names(lines: list[str]) -> list[str]:
+        return [re.sub(r"^[█ ]*[│├└─ ]*", "", line).split(" [")[0] for line in lines[2:]]
+
+    assert names(_show(marked, "--errors"))[:2] == ["request", "fetch"]
+    assert "inner step" not in names(_show(marked, "--errors"))
+    assert names(_show(marked, "--span", "inner step")) == ["inner step"]
+    assert "(no span matches)" in _show(marked, "--span", "nope")
+
+
+def test_show_full_prints_whole_values(marked: Path) -> None:
+    lines = _show(marked, "--full")
+    assert any(line.strip() == 'input: {"question": "why?"}' for line in lines)
+    assert any(line.strip() == "output: an answer" for line in lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -251,5 +252,6 @@ def test_spans_in_a_parent_loop_are_still_drawn(
     store = _damaged(pristine, tmp_path, DAMAGE[damage])
     result = _cli("show", "last", "--db", str(store))
     assert result.returncode == 0, result.stderr
-    labels = [line.split("█")[-1].split()[0] for line in result.stdout.decode().splitlines()[2:]]
+    lines = result.stdout.decode().splitlines()[2:]
+    labels = [re.sub(r"^[█ ]*[│├└─ ]*", "", line).split()[0] for line in lines]
     assert sorted(labels) == ["child", "root"]

@@ -14,8 +14,7 @@ The human views (`ls`, `show`) print the store's text as inert text: control
 characters (ESC, BEL, DEL, C0, C1) and bidi overrides are shown as escapes
 such as `\\x1b`, newlines as `⏎`, rich markup literally, and long values are
 cut. `show --json` and `export` print the exact values as JSON, with those
-characters JSON-escaped. Trees of any depth are drawn; nesting deeper than
-the width allows is drawn flat, each deeper span labelled with its depth.
+characters JSON-escaped. `show` draws the tree with `tracekit._show`.
 """
 
 from __future__ import annotations
@@ -37,20 +36,16 @@ from typing import Any, NoReturn, TypeVar
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from tracekit import _store
-from tracekit._display import error_text, inert, json_safe, score_text
+from tracekit._display import inert, json_safe, score_text
 from tracekit._records import FeedbackScore, SpanRecord, TraceRecord
+from tracekit._show import ShowOptions, render
 from tracekit._span import utc_datetime
-from tracekit._tree import walk
 
 __all__ = ["main"]
 
 DEFAULT_DB = Path(".tracekit") / "traces.db"
-TIMELINE_WIDTH = 24
-MIN_DRAWN_LEVELS = 8
-LABEL_WIDTH = 80  # what a deep span's label keeps of the width
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -109,11 +104,6 @@ def _duration(ms: float | None) -> str:
     if ms < 1000:
         return f"{ms:.1f} ms"
     return f"{ms / 1000:.2f} s"
-
-
-def _tokens(usage: Any) -> int | None:
-    total = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return total if isinstance(total, int) else None
 
 
 def _local(when: datetime) -> str:
@@ -229,37 +219,6 @@ def _cost(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, int | float) else inert(value, 20)
 
 
-def _bar(span: SpanRecord, start: datetime, total_ms: float) -> str:
-    if total_ms <= 0:
-        return "█".ljust(TIMELINE_WIDTH)
-    offset_ms = (span.start_time - start).total_seconds() * 1000
-    length_ms = span.duration_ms or 0.0
-    first = min(TIMELINE_WIDTH - 1, int(offset_ms / total_ms * TIMELINE_WIDTH))
-    width = max(1, round(length_ms / total_ms * TIMELINE_WIDTH))
-    return (" " * first + "█" * width)[:TIMELINE_WIDTH].ljust(TIMELINE_WIDTH)
-
-
-def _span_label(span: SpanRecord, start: datetime, total_ms: float, depth: int | None) -> Text:
-    label = Text()
-    label.append(_bar(span, start, total_ms), style="cyan")
-    if depth is not None:
-        label.append(f" [depth {depth}]", style="dim")
-    label.append(f" {inert(span.name)}", style="bold")
-    label.append(f" [{inert(span.type, 40)}] {_duration(span.duration_ms)}", style="dim")
-    if span.type == "llm" or span.model:
-        if span.model:
-            label.append(f" {inert(span.model, 80)}", style="magenta")
-        tokens = _tokens(span.usage)
-        if tokens is not None:
-            label.append(f" {tokens} tokens", style="magenta")
-    if isinstance(span.metadata, dict) and span.metadata.get("generator_completed") is False:
-        label.append(" (not completed)", style="yellow")
-    if span.error_info:
-        label.append(f" {error_text(span.error_info)}", style="bold red")
-    _append_scores(label, span.feedback_scores)
-    return label
-
-
 def _append_scores(label: Text, scores: Sequence[Any]) -> None:
     """One line per feedback score under `label`."""
     for score in scores:
@@ -306,9 +265,6 @@ def cmd_show(conn: sqlite3.Connection, args: argparse.Namespace, console: Consol
         return
     if not spans:
         raise _store.StoreError(f"trace {trace_id} has no spans")
-    start = min(s.start_time for s in spans)
-    end = max((s.end_time or s.start_time) for s in spans)
-    total_ms = (end - start).total_seconds() * 1000
     title = _text(f"trace {trace_id}", "bold")
     if trace is not None:  # the details on a line of their own: the id alone takes 42 columns
         title.append(f"  {inert(trace.name)}\n{_local(trace.start_time)}", style="dim")
@@ -322,16 +278,17 @@ def cmd_show(conn: sqlite3.Connection, args: argparse.Namespace, console: Consol
         with _reading(f"cannot read trace {inert(trace_id, 60)}"):
             late = _store.load_scores(conn, trace_id).get((trace_id, None), [])
         _append_scores(title, late)
-    tree = Tree(title)
-    # Guides take 4 columns a level: deeper spans are drawn flat, labelled with their depth.
-    max_level = max(MIN_DRAWN_LEVELS, (console.width - LABEL_WIDTH) // 4)
-    nodes = [tree]  # nodes[level]: the last node drawn at that level
-    for depth, _last, span in walk(spans):
-        level = min(depth, max_level)
-        del nodes[level + 1 :]
-        label = _span_label(span, start, total_ms, depth if depth > max_level else None)
-        nodes.append(nodes[level].add(label))
-    console.print(tree)
+    options = ShowOptions(
+        width=console.width, full=args.full, errors_only=args.errors, span_name=args.span
+    )
+    tree, errors = render(spans, options)
+    console.print(title)  # wrapped, as the error messages: all of them is worth reading
+    for line in tree:  # a span a line, cut at the width (--full: whole values, wrapped)
+        console.print(line, no_wrap=not args.full, crop=not args.full, soft_wrap=args.full)
+    if errors:
+        console.print()
+        for line in errors:
+            console.print(line)
 
 
 def _parse_since(text: str | None) -> datetime | None:
@@ -445,6 +402,11 @@ def _parser() -> argparse.ArgumentParser:
         "trace_id", help="'last', a trace id, or a unique start or end of one (as `ls` shows)"
     )
     show.add_argument("--json", action="store_true", help="print the trace as JSON")
+    show.add_argument(
+        "--full", action="store_true", help="print each span's whole input and output under it"
+    )
+    show.add_argument("--errors", action="store_true", help="only the spans on a path to an error")
+    show.add_argument("--span", metavar="NAME", help="only the subtrees of spans called NAME")
     show.set_defaults(run=cmd_show)
 
     export = commands.add_parser(
