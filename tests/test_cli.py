@@ -167,7 +167,6 @@ def test_export_since_filters_by_start_time(store: Path) -> None:
         (("ls", "--db", "{foreign}"), "is not a tracekit trace store"),
         (("show", "ffffffff", "--db", "{store}"), "tracekit: no trace with id 'ffffffff'"),
         (("show", "last", "--db", "{empty}"), "holds no trace yet"),
-        (("export", "--since", "soon", "--db", "{store}"), "--since 'soon': expected"),
     ],
 )
 def test_problems_print_one_line_and_exit_1(
@@ -356,3 +355,42 @@ def test_show_full_prints_whole_values(marked: Path) -> None:
     lines = _show(marked, "--full")
     assert any(line.strip() == 'input: {"question": "why?"}' for line in lines)
     assert any(line.strip() == "output: an answer" for line in lines)
+
+
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / "traces.db"
+    tracekit.configure(exporter="sqlite", db_path=path, flush_interval=0.01)
+    try:
+        for name in (
+            "a_really_long_descriptive_span_name_for_the_support_pipeline_v2",
+            "短い名前" * 8,
+        ):
+            with tracekit.span(name):
+                pass
+        assert tracekit.flush(10)
+    finally:
+        tracekit.configure(exporter="none")
+    return path
+
+
+@pytest.mark.parametrize("columns", [80, 60, 40, 30])
+def test_a_long_name_gives_way_and_ids_stay_whole(long_names: Path, columns: int) -> None:
+    lines = _cli_at(columns, "ls", "--db", str(long_names)).stdout.splitlines()
+    header = lines[1].split()
+    assert header[:2] == ["id", "name"]
+    assert all("…" not in word for word in header)
+    for trace, line in zip(_ls_json(long_names), lines[2:], strict=True):
+        short = line.split()[0]
+        assert short == str(trace["id"])[-12:]
+        assert _cli_at(columns, "show", short, "--db", str(long_names)).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["ls", "export"])
+def test_a_bad_since_is_a_usage_error(store: Path, command: str) -> None:
+    result = _cli(command, "--since", "soon", "--db", str(store))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tracekit: --since 'soon': expected a duration like 30m, 2h, 1d or an ISO time "
+        "(see: tracekit --help)"
+    ]

@@ -81,19 +81,27 @@ def opik_is_configured() -> bool:
     )
 
 
-def _opik_installed() -> bool:
+def _opik_installed(asked_by: str) -> bool:
     """Is opik installed? Opik asked for by the environment without it: said once, and
     spans go to the local SQLite file instead."""
     if installed("opik"):
         return True
     log_once(
         "config:no-opik",
-        "tracekit: Opik is asked for (TRACEKIT_EXPORTER, OPIK_URL_OVERRIDE, OPIK_API_KEY or "
-        "~/.opik.config) but the opik package is not installed: spans go to the local "
-        "SQLite file; install it with: pip install 'tracekit[opik]'",
+        "tracekit: %s asks for Opik but the opik package is not installed: spans go to the "
+        "local SQLite file; install it with: pip install 'tracekit[opik]'",
+        asked_by,
         exc_info=False,
     )
     return False
+
+
+def _opik_configuration() -> str:
+    """What makes "auto" choose Opik, named for a message."""
+    for name in ("OPIK_URL_OVERRIDE", "OPIK_API_KEY"):
+        if os.environ.get(name):
+            return name
+    return "~/.opik.config"
 
 
 def _resolve_exporter_name(requested: str) -> str:
@@ -101,9 +109,10 @@ def _resolve_exporter_name(requested: str) -> str:
         return requested
     raw = os.environ.get("TRACEKIT_EXPORTER", "")
     from_env = raw.strip().lower()
-    fallback = "opik" if opik_is_configured() and _opik_installed() else "sqlite"
+    configured = opik_is_configured() and _opik_installed(_opik_configuration())
+    fallback = "opik" if configured else "sqlite"
     if from_env and from_env != "auto":
-        if from_env == "opik" and not _opik_installed():
+        if from_env == "opik" and not _opik_installed("TRACEKIT_EXPORTER=opik"):
             return "sqlite"
         if from_env in EXPORTERS:
             return from_env

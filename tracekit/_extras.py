@@ -26,7 +26,8 @@ def require(feature: str, extra: str, *modules: str) -> None:
     missing = [module for module in modules if not installed(module)]
     if missing:
         raise ImportError(
-            f"tracekit: {feature} needs {' and '.join(missing)}, which is not installed; "
+            f"tracekit: {feature} needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; "
             f"install it with: pip install 'tracekit[{extra}]'",
             name=missing[0],
         )

@@ -72,8 +72,9 @@ def _preview(span: SpanRecord, limit: int) -> str:
         shown = ", ".join(f"{inert(k, 40)}={_value(v, half)}" for k, v in list(given.items())[:8])
     else:
         shown = "" if given is None else _value(given, half)
-    returned = "" if span.output is None else _value(span.output, half)
-    return inert(f"{inert(shown, half)} → {returned}".strip(), limit)
+    if span.output is None:  # nothing returned (or it failed): the input alone
+        return inert(shown, limit)
+    return inert(f"{inert(shown, half)} → {_value(span.output, half)}".strip(), limit)
 
 
 def _markers(span: SpanRecord) -> list[tuple[str, str]]:
@@ -97,15 +98,16 @@ def _label(span: SpanRecord, depth: int | None) -> Text:
     if depth is not None:
         label.append(f"[depth {depth}] ", style="dim")
     label.append(inert(span.name), style="bold")
-    label.append(f" [{inert(span.type, 40)}] {_duration(span.duration_ms)}", style="dim")
+    label.append(f" [{inert(span.type, 40)}]", style="dim")
+    for text, style in _markers(span):  # early in the line: the last to be cut
+        label.append(f" {text}", style=style)
+    label.append(f" {_duration(span.duration_ms)}", style="dim")
     if span.model:
         label.append(f" {inert(span.model, 80)}", style="magenta")
     usage = span.usage
     tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
     if isinstance(tokens, int):
         label.append(f" {tokens} tokens", style="magenta")
-    for text, style in _markers(span):
-        label.append(f" {text}", style=style)
     return label
 
 

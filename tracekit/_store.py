@@ -232,6 +232,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """
     if create:
         _create_private_file(path)
+    elif path.is_dir():
+        raise StoreError(f"{path.absolute()} is a folder, not a trace store (a file)")
     elif not path.is_file():
         where = "" if path.is_absolute() else " (relative to the current directory)"
         raise StoreError(f"no trace store at {path.absolute()}{where}; run a traced program first")

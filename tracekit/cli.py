@@ -111,7 +111,7 @@ def _local(when: datetime) -> str:
 
 
 # `ls` columns that give way on a narrow terminal, the first to go first.
-_DROPPABLE = ("cost $", "tokens", "err", "started")
+_DROPPABLE = ("cost $", "tokens", "err", "started", "spans", "took")
 SHORT_ID = 12  # the random tail of a UUIDv7: unique where its time prefix is not
 NAME_MIN = 10
 
@@ -197,14 +197,19 @@ def cmd_ls(conn: sqlite3.Connection, args: argparse.Namespace, console: Console)
     first = args.offset + 1
     title = f"traces {first}-{first + len(rows) - 1}, newest first"
     table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1))
+    widths = {c: max([len(c), *(len(line[c]) for line in lines)]) for c in columns}
+    fixed = sum(widths[c] + 2 for c in columns if c != "name")
     for column in columns:
         right = column in ("spans", "err", "tokens", "cost $")
+        is_name = column == "name"
         table.add_column(
             column,
             justify="right" if right else "left",
             no_wrap=True,
             overflow="ellipsis",
-            min_width=NAME_MIN if column == "name" else None,
+            # Only the name gives way: capped, it leaves every other column its whole width.
+            min_width=NAME_MIN if is_name else None,
+            max_width=max(NAME_MIN, console.width - fixed - 1) if is_name else None,
         )
     for line in lines:
         cells = [
@@ -446,7 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.run(conn, args, console)
         finally:
             conn.close()
-    except (_store.StoreError, UsageError, MalformedStore) as exc:
+    except UsageError as exc:  # a bad option value: argparse's status
+        print(f"tracekit: {inert(str(exc), 1000)} (see: tracekit --help)", file=sys.stderr)
+        return 2
+    except (_store.StoreError, MalformedStore) as exc:
         return _fail(str(exc))
     except sqlite3.DatabaseError as exc:  # a table of another shape, a damaged page
         return _fail(f"cannot read the trace store at {path}: {exc}")
