@@ -22,7 +22,7 @@ from tracekit._display import error_text, inert, score_text
 from tracekit._records import SpanRecord
 from tracekit._tree import walk
 
-__all__ = ["ShowOptions", "render"]
+__all__ = ["ShowOptions", "duration_text", "render"]
 
 TIMELINE_WIDTH = 24  # at 144 columns and more; a sixth of a narrower terminal
 MIN_DRAWN_LEVELS = 8
@@ -40,7 +40,8 @@ class ShowOptions:
     span_name: str | None = None  # only the subtrees of spans with this name
 
 
-def _duration(ms: float | None) -> str:
+def duration_text(ms: float | None) -> str:
+    """A duration as `ls` and `show` print it."""
     if ms is None:
         return "running"
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
@@ -101,7 +102,7 @@ def _label(span: SpanRecord, depth: int | None) -> Text:
     label.append(f" [{inert(span.type, 40)}]", style="dim")
     for text, style in _markers(span):  # early in the line: the last to be cut
         label.append(f" {text}", style=style)
-    label.append(f" {_duration(span.duration_ms)}", style="dim")
+    label.append(f" {duration_text(span.duration_ms)}", style="dim")
     if span.model:
         label.append(f" {inert(span.model, 80)}", style="magenta")
     usage = span.usage
@@ -142,8 +143,9 @@ def _chosen(spans: Sequence[SpanRecord], options: ShowOptions) -> list[SpanRecor
 def render(spans: Sequence[SpanRecord], options: ShowOptions) -> tuple[list[Text], list[Text]]:
     """The tree's lines (one per span, per score; cut at the width, unless --full), and the
     error messages to print in full below it."""
-    tree = list(_tree_lines(spans, options))
-    failed = [s for s in _chosen(spans, options) if s.error_info]
+    shown = _chosen(spans, options)
+    tree = list(_tree_lines(spans, shown, options))
+    failed = [s for s in shown if s.error_info]
     errors = [Text("errors:", style="bold red")] if failed else []
     errors += [
         Text(f"  {inert(span.name, 80)}: {error_text(span.error_info)}", style="red")
@@ -152,8 +154,10 @@ def render(spans: Sequence[SpanRecord], options: ShowOptions) -> tuple[list[Text
     return tree, errors
 
 
-def _tree_lines(spans: Sequence[SpanRecord], options: ShowOptions) -> Iterable[Text]:
-    shown = _chosen(spans, options)
+def _tree_lines(
+    spans: Sequence[SpanRecord], shown: Sequence[SpanRecord], options: ShowOptions
+) -> Iterable[Text]:
+    """`shown`'s lines, on the timeline of the whole trace (`spans`)."""
     if not shown:
         yield Text("(no span matches)", style="dim")
         return

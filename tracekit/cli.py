@@ -40,7 +40,7 @@ from rich.text import Text
 from tracekit import _store
 from tracekit._display import inert, json_safe, score_text
 from tracekit._records import FeedbackScore, SpanRecord, TraceRecord
-from tracekit._show import ShowOptions, render
+from tracekit._show import ShowOptions, duration_text, render
 from tracekit._span import utc_datetime
 
 __all__ = ["main"]
@@ -98,14 +98,6 @@ def _db_path(arg: str | None) -> Path:
     return Path(arg or os.environ.get("TRACEKIT_DB") or DEFAULT_DB)
 
 
-def _duration(ms: float | None) -> str:
-    if ms is None:
-        return "running"
-    if ms < 1000:
-        return f"{ms:.1f} ms"
-    return f"{ms / 1000:.2f} s"
-
-
 def _local(when: datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
@@ -141,7 +133,7 @@ def _ls_rows(rows: Sequence[_store.TraceSummary]) -> list[dict[str, str]]:
                 "id": inert(short_id(str(trace.id)), SHORT_ID),
                 "name": inert(trace.name, 60),
                 "started": _started(trace.start_time),
-                "took": _duration(ms),
+                "took": duration_text(ms),
                 "spans": inert(row.span_count, 10),
                 "err": inert(row.errors, 10) if row.errors else "0",
                 "tokens": "" if row.total_tokens is None else inert(row.total_tokens, 12),
