@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -238,6 +239,7 @@ def test_usage_errors_are_one_line_and_status_2(store: Path) -> None:
 
 def test_version_and_help_describe_every_command() -> None:
     assert _cli("--version").stdout.startswith("tracekit ")
+    assert _cli("--version").stdout.strip() == f"tracekit {importlib.metadata.version('tracekit')}"
     from tracekit.cli import _parser
 
     parser = _parser()
@@ -399,3 +401,21 @@ def test_a_bad_since_is_a_usage_error(store: Path, command: str) -> None:
         "tracekit: --since 'soon': expected a duration like 30m, 2h, 1d or an ISO time "
         "(see: tracekit --help)"
     ]
+
+
+def test_ls_starts_without_the_sdks_or_tracing_machinery(store: Path) -> None:
+    """`tracekit ls` imports neither litellm, opik, openai nor wrapt (nor importlib.metadata)."""
+    probe = (
+        "import sys, json\n"
+        "before = set(sys.modules)\n"
+        "from tracekit.cli import main\n"
+        f"status = main(['ls', '--db', {str(store)!r}])\n"
+        "new = set(sys.modules) - before\n"
+        "heavy = ('litellm', 'opik', 'openai', 'httpx', 'wrapt', 'importlib.metadata')\n"
+        "print(json.dumps([status, sorted(m for m in heavy if m in new)]), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert json.loads(result.stderr.splitlines()[-1]) == [0, []], result.stderr
+    assert "broken" in result.stdout

@@ -244,3 +244,78 @@ def test_a_store_from_a_newer_tracekit_is_refused_and_left_as_it_was(tmp_path: P
     with pytest.raises(_store.StoreError, match="newer than this tracekit"):
         _store.connect(path, create=True)
     assert path.read_bytes() == before
+
+
+def _ls_plan(conn: sqlite3.Connection, **filters: object) -> list[str]:
+    """SQLite's query plan for each statement `list_traces(**filters)` runs."""
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        _store.list_traces(conn, **filters)  # type: ignore[arg-type]
+    finally:
+        conn.set_trace_callback(None)
+    assert statements
+    return [str(row[-1]) for sql in statements for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+
+
+LS_FILTERS: dict[str, dict[str, object]] = {
+    "none": {},
+    "offset": {"offset": 40},
+    "project": {"project": "bots"},
+    "name": {"name": "chat"},
+    "since": {"since_ns": 5},
+    "errors": {"errors_only": True},
+    "project-since": {"project": "bots", "since_ns": 5},
+    "all": {"project": "bots", "name": "chat", "since_ns": 5, "errors_only": True},
+}
+
+
+@pytest.mark.parametrize("filters", LS_FILTERS.values(), ids=LS_FILTERS.keys())
+def test_ls_reads_the_newest_traces_through_an_index(
+    tmp_path: Path, filters: dict[str, object]
+) -> None:
+    """`tracekit ls` walks an index newest first, never the whole traces table nor a sort.
+
+    Its cost is then that of the traces it shows, whatever the size of the store.
+    """
+    conn = _store.connect(tmp_path / "traces.db", create=True)
+    try:
+        plan = _ls_plan(conn, **filters)
+    finally:
+        conn.close()
+    on_traces = [line for line in plan if re.match(r"(SCAN|SEARCH) t\b", line)]
+    assert len(on_traces) == 1, plan
+    assert "USING INDEX" in on_traces[0] or "USING COVERING INDEX" in on_traces[0], plan
+    assert not any("TEMP B-TREE" in line for line in plan), plan
+    assert not any(re.match(r"SCAN (s|e|spans)\b", line) for line in plan), plan
+    seeks = {key for key in ("project", "name", "since_ns") if key in filters}
+    if seeks:  # a filter the index orders by: only the matching traces are read
+        assert on_traces[0].startswith("SEARCH t"), plan
+
+
+def test_a_version_2_store_gains_the_ls_indexes_when_opened_for_writing(tmp_path: Path) -> None:
+    """An older store is listed as it is when read, and indexed when next written to."""
+    path = tmp_path / "traces.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for steps in _store.MIGRATIONS[:2]:
+            for statement in steps:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA application_id = {_store.APPLICATION_ID}")
+        conn.execute(
+            "INSERT INTO traces (id, name, project_name, start_ns, tags) "
+            "VALUES ('t-old', 'old', 'bots', 1, '[]')"
+        )
+
+    def indexes(conn: sqlite3.Connection) -> set[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+    with closing(_store.connect(path, create=False)) as conn:
+        listed = _store.list_traces(conn, project="bots", name="old", errors_only=False)
+        assert [row.trace.id for row in listed] == ["t-old"]
+        assert "traces_by_project" not in indexes(conn)
+    with closing(_store.connect(path, create=True)) as conn:
+        assert {"traces_by_project", "traces_by_name", "spans_with_errors"} <= indexes(conn)
+        assert [row.trace.id for row in _store.list_traces(conn, project="bots")] == ["t-old"]
+    assert _header(path) == (_store.APPLICATION_ID, _store.SCHEMA_VERSION)

@@ -5,7 +5,8 @@ asyncio, trio, threads and generators. Spans go to Opik or a local SQLite
 file (see `tracekit.configure`).
 """
 
-from tracekit import testing
+import typing as _typing
+
 from tracekit._config import configure, flush, is_tracing_active, set_tracing_active, stats
 from tracekit._context import current_span
 from tracekit._distributed import continue_trace, distributed_headers
@@ -28,6 +29,9 @@ from tracekit._scopes import (
 from tracekit._span import Span, SpanType
 from tracekit._threads import ThreadPoolExecutor, propagate
 from tracekit._track import track
+
+if _typing.TYPE_CHECKING:
+    from tracekit import testing
 
 __all__ = [
     "FeedbackScore",
@@ -60,3 +64,18 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+if not _typing.TYPE_CHECKING:  # type checkers see `testing` imported above, nothing else
+
+    def __getattr__(name: str) -> object:
+        # `tracekit.testing` is imported on first use: a traced program never needs it.
+        if name == "testing":
+            import importlib
+
+            return importlib.import_module("tracekit.testing")
+        raise AttributeError(f"module 'tracekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

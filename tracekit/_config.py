@@ -9,7 +9,6 @@ created on the export thread. Precedence: arguments to `configure()`, then
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import os
 import sys
@@ -141,9 +140,13 @@ def _check_exporter_name(name: object) -> None:
 def _exporter_factory(name: str, db_path: Path, request_timeout: float) -> Callable[[], Exporter]:
     """A function that builds the exporter, called on the export thread."""
     if name == "sqlite":
-        from tracekit.exporters._sqlite import SQLiteExporter
 
-        return lambda: SQLiteExporter(db_path)
+        def make_sqlite() -> Exporter:
+            from tracekit.exporters._sqlite import SQLiteExporter  # and sqlite3, on first export
+
+            return SQLiteExporter(db_path)
+
+        return make_sqlite
     if name == "console":
         from tracekit.exporters._console import ConsoleExporter
 
@@ -232,6 +235,8 @@ def _canonical_url(url: str) -> str | None:
 
 def _canonical_host(host: str) -> str | None:
     """An IP address in its short form, a name in lower-case ASCII (IDNA, as httpx sends it)."""
+    import ipaddress  # only with proxies configured: not on `import tracekit`
+
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

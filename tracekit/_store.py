@@ -66,6 +66,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE UNIQUE INDEX feedback_scores_by_target
             ON feedback_scores (trace_id, ifnull(span_id, ''), name)""",
     ),
+    # version 2 -> 3: `tracekit ls --project/--name/--errors` seek their traces newest
+    # first instead of walking the whole table (an older store is read without them).
+    (
+        "CREATE INDEX traces_by_project ON traces (project_name, start_ns)",
+        "CREATE INDEX traces_by_name ON traces (name, start_ns)",
+        "CREATE INDEX spans_with_errors ON spans (trace_id) WHERE error_info IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Marks a file as ours in its header (`PRAGMA application_id`), so we never
@@ -392,6 +399,29 @@ class TraceSummary:
         self.total_cost = total_cost
 
 
+# The `tracekit ls` filters; only those given are in the query, so that SQLite seeks
+# an index on the traces' start time (alone, or after the project or name) instead of
+# reading and sorting the whole table: the cost does not grow with the store.
+_LS_FILTERS = {
+    "project": "t.project_name = :project",
+    "since": "t.start_ns >= :since",
+    "name": "t.name = :name",
+    "errors_only": "EXISTS (SELECT 1 FROM spans e"
+    " WHERE e.trace_id = t.id AND e.error_info IS NOT NULL)",
+}
+_LS_COLUMNS = ", ".join("t." + column for column in TRACES.columns)
+# Each chosen trace's totals, summed over its spans only (through `spans_by_trace`).
+_LS_TOTALS = ", ".join(
+    f"(SELECT {total} FROM spans s WHERE s.trace_id = t.id)"
+    for total in (
+        "COUNT(*)",
+        "COUNT(s.error_info)",
+        "SUM(json_extract(s.usage, '$.total_tokens'))",
+        "SUM(s.total_cost)",
+    )
+)
+
+
 def list_traces(
     conn: sqlite3.Connection,
     *,
@@ -408,35 +438,16 @@ def list_traces(
     then only their spans are summed: the cost does not grow with the store.
     `name` matches a trace's name exactly.
     """
-    query = f"""
-        WITH chosen AS (
-            SELECT * FROM traces t
-            WHERE (:project IS NULL OR t.project_name = :project)
-              AND (:since IS NULL OR t.start_ns >= :since)
-              AND (:name IS NULL OR t.name = :name)
-              AND (NOT :errors_only OR EXISTS (
-                    SELECT 1 FROM spans e WHERE e.trace_id = t.id AND e.error_info IS NOT NULL))
-            ORDER BY t.start_ns DESC
-            LIMIT :limit OFFSET :offset
-        )
-        SELECT {", ".join("t." + column for column in TRACES.columns)},
-               COUNT(s.id),
-               COUNT(s.error_info),
-               SUM(json_extract(s.usage, '$.total_tokens')),
-               SUM(s.total_cost)
-        FROM chosen t LEFT JOIN spans s ON s.trace_id = t.id
-        GROUP BY t.id
-        ORDER BY t.start_ns DESC
-    """
-    parameters = {
-        "project": project,
-        "errors_only": errors_only,
-        "limit": limit,
-        "offset": offset,
-        "since": since_ns,
-        "name": name,
-    }
-    rows = conn.execute(query, parameters).fetchall()
+    given = {"project": project, "since": since_ns, "name": name, "errors_only": errors_only}
+    filters = [
+        _LS_FILTERS[key] for key, value in given.items() if value is not None and value is not False
+    ]
+    query = (
+        f"SELECT {_LS_COLUMNS}, {_LS_TOTALS} FROM traces t"
+        + "".join(f" {'AND' if i else 'WHERE'} {clause}" for i, clause in enumerate(filters))
+        + " ORDER BY t.start_ns DESC LIMIT :limit OFFSET :offset"
+    )
+    rows = conn.execute(query, {**given, "limit": limit, "offset": offset}).fetchall()
     width = len(TRACES.columns)
     return [TraceSummary(TRACES.record_of(row[:width]), *row[width:]) for row in rows]
 

@@ -18,8 +18,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
-import wrapt
-
 from tracekit import _config, _hooks, _pipeline
 from tracekit._context import active_span
 from tracekit._generators import Aggregate, drive_async_generator, drive_generator, joined_text
@@ -227,6 +225,8 @@ def _decorate(target: Any, options: _Options) -> Any:
         wrapper = _plain_wrapper(name, options, binder)
         if _is_plain_function(target):
             return _closure(func, wrapper)
+    import wrapt  # only here: it imports asyncio and importlib.metadata (~40 ms)
+
     return wrapt.FunctionWrapper(target, wrapper)
 
 

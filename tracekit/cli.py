@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import os
 import re
@@ -334,10 +333,35 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def _version() -> str:
+    import importlib.metadata  # ~25 ms to import: only for --version
+
     try:
         return importlib.metadata.version("tracekit")
     except importlib.metadata.PackageNotFoundError:
         return "(not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, the installed version looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"tracekit {_version()}\n")
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -354,7 +378,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Usage errors print one line and exit with status 2; problems reading the "
         "store print one line and exit with status 1.",
     )
-    parser.add_argument("--version", action="version", version=f"tracekit {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     common = _Parser(add_help=False)
     common.add_argument(
         "--db",
