@@ -446,3 +446,46 @@ def test_a_terminated_pool_loses_no_span(tmp_path: Path) -> None:
     status, out, err, _ = _run(POOL, tmp_path, str(tmp_path / "pool.db"))
     assert status == 0, err
     assert out.split() == ["400"]
+
+
+CPU_BOUND = """
+import sqlite3, sys, threading, tracekit
+db = sys.argv[1]
+tracekit.configure(exporter="sqlite", db_path=db)  # the default queue: 10,000 spans
+
+@tracekit.track
+def step(i):
+    total = 0
+    for k in range(2_000):  # pure Python: the thread never lets go of the GIL by itself
+        total += k
+    return total
+
+def worker():
+    for i in range(4_000):
+        step(i)
+
+workers = [threading.Thread(target=worker) for _ in range(4)]
+for thread in workers:
+    thread.start()
+for thread in workers:
+    thread.join()
+print(tracekit.stats()["dropped"], flush=True)
+assert tracekit.flush(60), tracekit.stats()
+print(sqlite3.connect(db).execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+"""
+
+
+def test_a_cpu_bound_program_has_all_its_spans_stored_with_the_default_queue(
+    tmp_path: Path,
+) -> None:
+    """Four busy threads, 16,000 spans, a 10,000-span queue: the export thread keeps up.
+
+    Writing a row at a time, the export thread waited up to the 5 ms switch
+    interval to take the GIL back after each row, and wrote ~100 spans a
+    second: the queue filled and most spans were dropped.
+    """
+    db = tmp_path / "busy.db"
+    status, out, err, _ = _run(CPU_BOUND, tmp_path, str(db))
+    assert status == 0, err
+    dropped_while_running, stored = out.split()
+    assert (int(dropped_while_running), int(stored)) == (0, 16_000)

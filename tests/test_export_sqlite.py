@@ -15,7 +15,7 @@ import pytest
 import tracekit
 from tracekit import _store
 from tracekit._capture import Limits, Redactor, to_json_safe
-from tracekit._records import span_record, trace_record
+from tracekit._records import Batch, span_record, trace_record
 from tracekit.testing import Capture
 
 
@@ -180,3 +180,46 @@ def test_a_forked_child_exports_its_own_spans(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         names = sorted(row[0] for row in conn.execute("SELECT name FROM spans"))
     assert names == ["child", "parent-after-fork", "parent-before-fork"]
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["sqlite-3.38+", "older-sqlite"])
+def test_a_batch_is_stored_as_given_by_either_sqlite_read_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrow: bool
+) -> None:
+    """One statement writes the batch; JSON values of every kind come back equal.
+
+    SQLite before 3.38 has no `->`: there, JSON columns travel pre-encoded.
+    Strings that look like JSON, `null` text, bools, big ints and non-ASCII
+    text must not change type on the way.
+    """
+    if arrow and sqlite3.sqlite_version_info < (3, 38, 0):
+        pytest.skip("this SQLite has no -> operator")  # the other case still runs
+    monkeypatch.setattr(_store, "_ARROW", arrow)
+    values: list[object] = [
+        "null",
+        '{"not": "an object"}',
+        "",
+        True,
+        False,
+        0,
+        2**70,
+        -1.5e300,
+        [None, [], {}],
+        {"é✓\u0000": ['\n"\\', None, 1.0]},
+        None,
+    ]
+    spans = []
+    for i, value in enumerate(values):
+        with tracekit.testing.capture() as capture, tracekit.span(f"s{i}", input=value) as span:
+            span.update(output=value, metadata={"v": value}, tags=[f"t{i}"])
+        spans.extend(capture.spans)
+    records = [span_record(span, _safe) for span in spans]
+    traces = [trace_record(span, _safe) for span in spans]
+    conn = _store.connect(tmp_path / "t.db", create=True)
+    _store.write_batch(conn, Batch(spans=records, traces=traces))
+    for record, trace in zip(records, traces, strict=True):
+        assert _store.load_spans(conn, record.trace_id) == [record]
+        assert _store.load_trace(conn, record.trace_id) == trace
+    none_span = next(r for r in records if r.name == f"s{len(values) - 1}")
+    row = conn.execute("SELECT input, output FROM spans WHERE id = ?", (none_span.id,)).fetchone()
+    assert row == (None, None)  # None is SQL NULL, not the text 'null'

@@ -68,6 +68,7 @@ def test_a_read_only_store_is_reported_as_such(tmp_path: Path) -> None:
     path = tmp_path / "traces.db"
     _store.connect(path, create=True).close()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    _store.prepare_writes(conn)  # what connect() does: temporary objects, not the file
     with pytest.raises(_store.StoreError) as raised:
         _store.write_batch(conn, _batch(1))
     assert str(raised.value) == (

@@ -154,6 +154,8 @@ def _text(safe: Safe, value: str | None) -> str | None:
     It identifies the record, so the span's byte budget never replaces it
     (see `SafeConverter.name`).
     """
+    if value is None:
+        return None
     name = getattr(safe, "name", None)
     if name is not None and isinstance(value, str):
         return str(name(value))
@@ -169,11 +171,15 @@ def _value_text(safe: Safe, value: str | None) -> str | None:
 
 
 def _texts(safe: Safe, values: Iterable[str] | None) -> list[str]:
+    if not values:
+        return []
     return [text for value in values or () if (text := _text(safe, value)) is not None]
 
 
 def _scores(safe: Safe, scores: Iterable[FeedbackScore]) -> list[FeedbackScore]:
     """Scores with their texts scrubbed and bounded like every other value."""
+    if not scores:
+        return []
     return [
         FeedbackScore(
             _text(safe, score.name) or "",
@@ -235,6 +241,26 @@ def _trace_input(updates: Mapping[str, Any], safe: Safe, root_input: Any) -> Any
     return given
 
 
+def _trace_of(root: SpanRecord, span: Span) -> TraceRecord:
+    """The trace of a root span that no `update()` or `update_current_trace()` touched.
+
+    Its fields are the root's record's (already converted): shared, not copied.
+    """
+    return TraceRecord(
+        id=span.trace_id,
+        name=root.name,
+        start_ns=root.start_ns,
+        end_ns=root.end_ns,
+        input=root.input,
+        output=root.output,
+        metadata=root.metadata,
+        tags=list(dict.fromkeys(root.tags)),
+        project_name=root.project_name,
+        thread_id=root.thread_id,
+        error_info=None if isinstance(span._exception, GivenError) else root.error_info,
+    )
+
+
 def trace_record(
     root: Span,
     safe: Safe = _identity,
@@ -248,6 +274,8 @@ def trace_record(
     updates = root.trace_updates
     if root_record is None:
         root_record = span_record(root, safe, default_project)
+    if not updates and root._trace_base is None:
+        return _trace_of(root_record, root)
     # The trace keeps the root's fields as created; update_current_trace sets its own.
     base = root.trace_base
     tags = [*(base.get("tags", root.tags) or ()), *updates.get("tags", ())]

@@ -241,6 +241,8 @@ def _with_scores(
 # Fields a new span leaves unset, and what reading them gives until set.
 _UNSET_DEFAULTS: dict[str, Any] = {
     "_exception": None,
+    "_feedback": None,
+    "_trace_base": None,
     "_trace_updates": None,
     "_id": None,
     "usage": None,
@@ -298,6 +300,8 @@ class Span:
     provider: str | None
     total_cost: float | None
     _exception: Failure | GivenError | None
+    _feedback: dict[str, FeedbackScore] | None
+    _trace_base: dict[str, Any] | None
     _trace_updates: dict[str, Any] | None
     _id: str | None
 
@@ -478,7 +482,7 @@ class Span:
         """
         given_error = None if error_info is None else GivenError(error_info)
         scores = None if feedback_scores is None else _checked_scores(feedback_scores, "update")
-        if self._parent is None and not hasattr(self, "_trace_base"):
+        if self._parent is None and self._trace_base is None:
             self._trace_base = {
                 "name": self.name,
                 "input": self.input,
@@ -513,14 +517,15 @@ class Span:
         if given_error is not None:
             self._exception = given_error
         if scores:
-            self._feedback = _with_scores(getattr(self, "_feedback", None), scores)
+            self._feedback = _with_scores(self._feedback, scores)
         if total_cost is not None:
             self.total_cost = finite_number(total_cost, "total_cost")
 
     @property
     def feedback_scores(self) -> list[FeedbackScore]:
         """Scores given to this span while it ran (`update(feedback_scores=...)`)."""
-        return list((getattr(self, "_feedback", None) or {}).values())
+        feedback = self._feedback
+        return [] if feedback is None else list(feedback.values())
 
     def keep_return_for_trace(self, value: Any) -> None:
         """The call returned `value` while its span's output was set by hand.
@@ -528,7 +533,7 @@ class Span:
         The trace's output is still the return value, as in Opik.
         """
         if self._parent is None:
-            base = getattr(self, "_trace_base", None)
+            base = self._trace_base
             if base is not None:
                 base["output"] = value
 
@@ -536,7 +541,7 @@ class Span:
     def trace_base(self) -> Mapping[str, Any]:
         """A root span's fields as they were before `update()` changed them (for its trace)."""
         root = self._root or self
-        return getattr(root, "_trace_base", None) or {}
+        return root._trace_base or {}
 
     def update_trace(self, **fields: Any) -> None:
         """Record trace-level fields (see `tracekit.update_current_trace`) on the root."""

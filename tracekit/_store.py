@@ -14,14 +14,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import operator
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from tracekit._log import logger
 from tracekit._records import Batch, FeedbackRecord, FeedbackScore, SpanRecord, TraceRecord
@@ -37,6 +40,7 @@ __all__ = [
     "load_scores",
     "load_spans",
     "load_trace",
+    "prepare_writes",
     "resolve_trace_id",
     "write_batch",
 ]
@@ -103,6 +107,8 @@ class _Table:
             f"INSERT OR REPLACE INTO {name} ({self.select})"
             f" VALUES ({', '.join('?' * len(self.columns))})"
         )
+        self._values = operator.attrgetter(*self.columns)
+        self._json_at = tuple(i for i, is_json in enumerate(self._json) if is_json)
 
     def row(self, record: Any) -> tuple[Any, ...]:
         values = [getattr(record, column) for column in self.columns]
@@ -110,6 +116,35 @@ class _Table:
             _encode(value) if is_json and value is not None else value
             for value, is_json in zip(values, self._json, strict=True)
         )
+
+    def insert_row(self, row: str) -> str:
+        """An insert of the row that SQL expression `row` gives, a JSON array (see `rows_json`)."""
+        reads = ", ".join(
+            (f"nullif({row} -> {i}, 'null')" if _ARROW else f"json_extract({row}, '$[{i}]')")
+            if is_json
+            else f"json_extract({row}, '$[{i}]')"
+            for i, is_json in enumerate(self._json)
+        )
+        return f"INSERT OR REPLACE INTO {self.name} ({self.select}) SELECT {reads}"
+
+    def rows_json(self, records: Iterable[Any]) -> bytes:
+        """`records` as one JSON array of rows, for `insert_json`.
+
+        One statement per batch, not one per row: sqlite3's executemany lets
+        go of the GIL for every row, and a busy program keeps each re-take
+        waiting up to its switch interval (5 ms), so export fell far behind.
+        """
+        values = self._values
+        if _ARROW:
+            return _dumps([values(record) for record in records])
+        rows = []
+        for record in records:
+            row = list(values(record))
+            for i in self._json_at:
+                if row[i] is not None:
+                    row[i] = _dumps(row[i]).decode()
+            rows.append(row)
+        return _dumps(rows)
 
     def record_of(self, row: Sequence[Any]) -> Any:
         fields = {}
@@ -121,6 +156,11 @@ class _Table:
             fields[column] = value if value is not None or not is_list else []
         return self.record(**fields)
 
+
+# How a JSON column is read from a row of `rows_json`: SQLite 3.38+ gives its
+# JSON text with `->` (JSON null: SQL NULL); older ones get it pre-encoded as
+# a JSON string, which json_extract returns as is.
+_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
 
 # Field types stored as they are (the records' annotations, as text).
 _PLAIN_TYPES = frozenset({"str", "str | None", "int", "int | None", "float", "float | None"})
@@ -261,6 +301,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         if (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
             _migrate(conn)
+        prepare_writes(conn)
     except BaseException as exc:
         conn.close()
         if isinstance(exc, sqlite3.DatabaseError):
@@ -279,6 +320,14 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError, create: bool) -> StoreEr
 
 # One encoder for every row: json.dumps with options builds a new one per call.
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON bytes, by orjson; the standard encoder for what orjson refuses (ints past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:
+        return _encode(value).encode("utf-8")  # a lone surrogate still fails: one span's fault
 
 
 SPANS = _Table("spans", SpanRecord, _STORED_APART)
@@ -311,26 +360,59 @@ def _score_rows(batch: Batch) -> list[tuple[Any, ...]]:
     return [FEEDBACK.row(record) for record in (*records, *batch.feedback)]
 
 
-def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
-    """Insert (or replace) a batch's spans and traces in one transaction.
+# A batch's spans and traces are written by one statement, one transaction of
+# its own: each statement lets go of the GIL, and in a busy program taking it
+# back waits up to the switch interval (5 ms), so statements are few. The
+# statement inserts (kind, row) pairs into a view of this connection's own,
+# whose trigger puts each row in its table.
+_BATCH_VIEW = "tracekit_batch"
+_INSERT_BATCH = (
+    f"INSERT INTO temp.{_BATCH_VIEW} (kind, row)"
+    " SELECT 's', value FROM json_each(?1) UNION ALL SELECT 't', value FROM json_each(?2)"
+)
 
-    A failed write (disk full, read-only file, lock timeout) raises `StoreError`
-    naming the file and SQLite's own reason; nothing of the batch is kept.
+
+def prepare_writes(conn: sqlite3.Connection) -> None:
+    """Create the connection's temporary view that `write_batch` inserts into.
+
+    Its trigger finds the tables in the schema as this connection last read
+    it: read it now, as another process may have just created them.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SELECT count(*) FROM main.sqlite_master").fetchone()
+    conn.execute(f"CREATE TEMP VIEW IF NOT EXISTS {_BATCH_VIEW} (kind, row) AS SELECT NULL, NULL")
+    conn.execute(
+        f"CREATE TEMP TRIGGER IF NOT EXISTS {_BATCH_VIEW}_rows"
+        f" INSTEAD OF INSERT ON {_BATCH_VIEW} BEGIN"
+        f" {SPANS.insert_row('NEW.row')} WHERE NEW.kind = 's';"
+        f" {TRACES.insert_row('NEW.row')} WHERE NEW.kind = 't';"
+        " END"
+    )
+
+
+def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
+    """Insert (or replace) a batch's spans and traces, all or nothing.
+
+    `conn` comes from `connect(..., create=True)` (or had `prepare_writes`).
+    A failed write (disk full, read-only file, lock timeout) raises
+    `StoreError` naming the file and SQLite's own reason; nothing of the
+    batch is kept.
+    """
+    rows = (SPANS.rows_json(batch.spans), TRACES.rows_json(batch.traces))
+    scores = _score_rows(batch)
     try:
-        if batch.spans:
-            conn.executemany(SPANS.insert, [SPANS.row(s) for s in batch.spans])
-        if batch.traces:
-            conn.executemany(TRACES.insert, [TRACES.row(t) for t in batch.traces])
-        if scores := _score_rows(batch):
+        if not scores:  # the usual batch: one statement, its own transaction
+            conn.execute(_INSERT_BATCH, rows)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_INSERT_BATCH, rows)
             conn.executemany(_SCORE_UPSERT, scores)
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        _rollback(conn)
-        if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"cannot write to the trace store at {_path_of(conn)}: {exc}") from exc
-        raise
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot write to the trace store at {_path_of(conn)}: {exc}") from exc
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -414,16 +414,17 @@ class BatchProcessor:
             self._hurry.wait(interval)
             self._hurry.clear()
             self._rescue_if_stuck()
-            if self._sending or self._heavy:
-                try:
-                    self._convert_all()
-                except BaseException:  # never let the thread die
-                    logger.exception("tracekit: export thread error")
+            try:
+                # A chunk at a time: the delivery thread converts between chunks too.
+                while (self._sending or self._heavy) and self._convert_chunk():
+                    pass
+            except BaseException:  # never let the thread die
+                logger.exception("tracekit: export thread error")
 
     def _take(self) -> list[_Item | _FlushRequest]:
         with self._lock:
-            if self._abandoned:
-                return []
+            if self._abandoned or self._outbox_full():
+                return []  # converting now would only drop: the spans wait in the queue
             queue = self._queue
             taken = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
             markers = sum(1 for item in taken if type(item) is _FlushRequest)
@@ -432,7 +433,21 @@ class BatchProcessor:
             self._converting += len(taken) - markers
             return taken
 
-    def _convert_all(self) -> None:
+    def _outbox_full(self) -> bool:
+        """Whether converted records leave no room for another chunk in the buffer. Locked."""
+        held = self._outbox_spans + self._converting
+        return held > 0 and (
+            held + self._batch_size > self._max_queue
+            or self._outbox_bytes >= self._options.max_buffer_bytes
+        )
+
+    def _convert_chunk(self) -> bool:
+        """Convert the next chunk (`batch_size` items) of the queue; whether there was one.
+
+        The delivery thread converts one chunk, then delivers it: were it to
+        convert all, a program producing spans faster than that would keep it
+        converting, and nothing would ever be delivered.
+        """
         options = self._options
         safe = json_safe_converter(options.limits, options.redactor)
         # Another thread may hold the lock for ever (a user's __repr__ that
@@ -440,29 +455,32 @@ class BatchProcessor:
         while not (lock := self._convert_lock).acquire(timeout=STUCK_CHECK_SECONDS):
             self._rescue_if_stuck()
             if self._abandoned or self._is_abandoned():
-                return
+                return False
         try:
-            self._convert_taken(safe)
+            return self._convert_taken(safe)
         finally:
             lock.release()
 
     def _is_abandoned(self) -> bool:
         return threading.get_ident() in self._abandoned_threads
 
-    def _convert_taken(self, safe: SafeConverter) -> None:
+    def _convert_taken(self, safe: SafeConverter) -> bool:
         me = threading.get_ident()
-        while taken := self._take():
-            ready: list[_Converted | _FlushRequest | None] = []
-            with self._lock:
-                self._chunk, self._chunk_ready, self._chunk_owner = taken, ready, me
-            for index, item in enumerate(taken):
-                self._chunk_position, self._chunk_clock = index, time.monotonic()
-                ready.append(self._convert(item, safe))
-                if me in self._abandoned_threads:  # took too long: another thread has our work
-                    return
-            self._note_weight(safe.take_raw_size(), len(taken))
-            del taken, item  # release the user's objects now, whatever delivery does
-            self._to_outbox(ready)
+        taken = self._take()
+        if not taken:
+            return False
+        ready: list[_Converted | _FlushRequest | None] = []
+        with self._lock:
+            self._chunk, self._chunk_ready, self._chunk_owner = taken, ready, me
+        for index, item in enumerate(taken):
+            self._chunk_position, self._chunk_clock = index, time.monotonic()
+            ready.append(self._convert(item, safe))
+            if me in self._abandoned_threads:  # took too long: another thread has our work
+                return False
+        self._note_weight(safe.take_raw_size(), len(taken))
+        del taken, item  # release the user's objects now, whatever delivery does
+        self._to_outbox(ready)
+        return True
 
     def _rescue_if_stuck(self) -> None:
         """Take over from a thread stuck converting one span for CONVERT_BUDGET_SECONDS.
@@ -620,8 +638,13 @@ class BatchProcessor:
                 return  # replaced after a conversion that hung; the new thread goes on
             self._rescue_if_stuck()
             try:
-                self._convert_all()
-                while (work := self._next_work()) is not None:
+                while True:  # convert a chunk, deliver a batch, until both are done
+                    converted = self._convert_chunk()
+                    work = self._next_work()
+                    if work is None:
+                        if converted:
+                            continue
+                        break
                     if isinstance(work, _FlushRequest):
                         self._finish_flush(work)
                     else:
