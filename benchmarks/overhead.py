@@ -10,7 +10,15 @@ context-propagating tracer can do) measured in the same round, and shows the
 median of those per-round ratios: a machine whose speed drifts between
 rounds moves both sides of a ratio alike. Peers run in the same process and rounds:
 `@opik.track` exporting to a local HTTP sink, and an OpenTelemetry SDK span
-with an in-memory exporter.
+with an in-memory exporter. Generator items are set against a per-item floor:
+a ContextVar set/restore around each step of the body.
+
+Sustained: each case then runs 100,000 calls in a row, as a busy service
+does, tracekit once capturing only and once with the SQLite exporter writing
+while the calls run (its queue holds the whole run, so every span is written;
+the run fails if any is lost). "CPU µs/span" is process CPU over the run and
+the drain after it, export included, so the cost the export thread adds to
+a busy program shows.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import contextvars
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from pathlib import Path
@@ -47,7 +56,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 
 import tracekit  # noqa: E402
 
-tracekit.configure(exporter="none")  # capture only: export is measured in export.py
+tracekit.configure(exporter="none")  # capture only, but in the sustained SQLite runs
 
 Timer = Callable[[int], float]  # runs n operations, returns seconds
 
@@ -130,6 +139,25 @@ _otel_exporter = InMemorySpanExporter()
 _otel_provider = TracerProvider()
 _otel_provider.add_span_processor(SimpleSpanProcessor(_otel_exporter))
 _otel_tracer = _otel_provider.get_tracer("bench")
+
+
+def floor_items(n: int) -> Generator[int, None, None]:
+    """The least a tracer that keeps its span active inside a generator does per item.
+
+    The span is made current while the body runs and the consumer's restored
+    when it yields: one ContextVar set/restore around each step.
+    """
+    body = items(n)
+    while True:
+        previous = _floor_var.get()
+        _floor_var.set(_marker)
+        try:
+            item = next(body)
+        except StopIteration:
+            return
+        finally:
+            _floor_var.set(previous)
+        yield item
 
 
 def otel(x: int) -> int:
@@ -222,9 +250,11 @@ CASES: dict[str, tuple[Timer, int]] = {
     "plain nested x3": (call_timer(nested_plain), 10_000),
     "tracekit nested x3": (call_timer(nested_traced), 10_000),
     "plain gen, 1 item": (gen_timer(items, 1), 20_000),
+    "floor gen, 1 item": (gen_timer(floor_items, 1), 20_000),
     "tracekit gen, 1 item": (gen_timer(traced_items, 1), 10_000),
     "opik gen, 1 item": (flushed(gen_timer(opik_items, 1)), 200),
     f"plain gen, {LONG} items": (gen_timer(items, LONG), 50),
+    f"floor gen, {LONG} items": (gen_timer(floor_items, LONG), 50),
     f"tracekit gen, {LONG} items": (gen_timer(traced_items, LONG), 50),
     f"opik gen, {LONG} items": (flushed(gen_timer(opik_items, LONG)), 20),
     "plain agen, 1 item": (agen_timer(aitems, 1), 10_000),
@@ -247,23 +277,6 @@ def measure(rounds: int) -> list[dict[str, float]]:
     return [{name: values[r] * 1e6 for name, values in samples.items()} for r in range(rounds)]
 
 
-def opik_cpu_per_span(calls: int = 300) -> float:
-    """Process CPU per @opik.track span, its background export included (µs)."""
-    opik.flush_tracker()
-    start = time.process_time()
-    for i in range(calls):
-        opik_traced(i)
-    opik.flush_tracker()
-    return (time.process_time() - start) / calls * 1e6
-
-
-def tracekit_cpu_per_span(calls: int = 20_000) -> float:
-    start = time.process_time()
-    for i in range(calls):
-        traced(i)
-    return (time.process_time() - start) / calls * 1e6
-
-
 def report(rounds: list[dict[str, float]]) -> list[tuple[str, float, float | None, float | None]]:
     """Per row: median overhead, median untraced time, median of the per-round x floor."""
     per_round = [_rows(us) for us in rounds]
@@ -284,55 +297,138 @@ def report(rounds: list[dict[str, float]]) -> list[tuple[str, float, float | Non
 
 def _rows(us: dict[str, float]) -> list[tuple[str, float, float | None, float | None]]:
     floor_overhead = us["floor (ContextVar set/restore)"] - us["plain call"]
+    item_floor = (us[f"floor gen, {LONG} items"] - us["floor gen, 1 item"]) / (LONG - 1) - (
+        us[f"plain gen, {LONG} items"] - us["plain gen, 1 item"]
+    ) / (LONG - 1)
 
     def per_item(kind: str, tracer: str) -> float:
         long_items = us[f"{tracer} {kind}, {LONG} items"] - us[f"plain {kind}, {LONG} items"]
         fixed = us[f"{tracer} {kind}, 1 item"] - us[f"plain {kind}, 1 item"]
         return (long_items - fixed) / (LONG - 1)
 
-    rows: list[tuple[str, float, float | None]] = [
-        ("floor: ContextVar set/restore", floor_overhead, us["plain call"]),
-        ("tracekit sync call", us["tracekit sync"] - us["plain call"], us["plain call"]),
-        ("tracekit async call", us["tracekit async"] - us["plain async"], us["plain async"]),
+    rows: list[tuple[str, float, float | None, float]] = [
+        ("floor: ContextVar set/restore", floor_overhead, us["plain call"], floor_overhead),
+        (
+            "tracekit sync call",
+            us["tracekit sync"] - us["plain call"],
+            us["plain call"],
+            floor_overhead,
+        ),
+        (
+            "tracekit async call",
+            us["tracekit async"] - us["plain async"],
+            us["plain async"],
+            floor_overhead,
+        ),
         (
             "tracekit sync call, 10 chat messages",
             us["tracekit chat call"] - us["plain chat call"],
             us["plain chat call"],
+            floor_overhead,
         ),
         (
             "tracekit nested depth 3 (per outer call)",
             us["tracekit nested x3"] - us["plain nested x3"],
             us["plain nested x3"],
+            floor_overhead,
         ),
         (
             "tracekit generator, fixed",
             us["tracekit gen, 1 item"] - us["plain gen, 1 item"],
             us["plain gen, 1 item"],
+            floor_overhead,
         ),
-        ("tracekit generator, per item", per_item("gen", "tracekit"), None),
+        ("generator floor, per item", item_floor, None, item_floor),
+        ("tracekit generator, per item", per_item("gen", "tracekit"), None, item_floor),
         (
             "tracekit async generator, fixed",
             us["tracekit agen, 1 item"] - us["plain agen, 1 item"],
             us["plain agen, 1 item"],
+            floor_overhead,
         ),
-        ("tracekit async generator, per item", per_item("agen", "tracekit"), None),
+        ("tracekit async generator, per item", per_item("agen", "tracekit"), None, item_floor),
         (
             "OpenTelemetry SDK span (in-memory)",
             us["OpenTelemetry SDK span"] - us["plain call"],
             None,
+            floor_overhead,
         ),
-        ("opik.track sync call", us["opik.track sync"] - us["plain call"], None),
-        ("opik.track generator, per item", per_item("gen", "opik"), None),
+        ("opik.track sync call", us["opik.track sync"] - us["plain call"], None, floor_overhead),
+        ("opik.track generator, per item", per_item("gen", "opik"), None, item_floor),
     ]
     return [
-        (label, overhead, plain, overhead / floor_overhead if floor_overhead > 0 else None)
-        for label, overhead, plain in rows
+        (label, overhead, plain, overhead / floor if floor > 0 else None)
+        for label, overhead, plain, floor in rows
     ]
+
+
+SUSTAINED_CALLS = 100_000
+OPIK_SUSTAINED_CALLS = 1_000  # ~0.3-5 ms each: 100,000 would take minutes
+
+
+def _sustained_round(db: Path) -> dict[str, tuple[float, float]]:
+    """One round of long runs of calls: (µs per call on the caller, process CPU µs per span)."""
+
+    def run(timer: Timer, calls: int, drain: Callable[[], object]) -> tuple[float, float]:
+        cpu = time.process_time()
+        per_call = timer(calls)
+        drain()  # what is still queued is part of each span's cost
+        return per_call * 1e6, (time.process_time() - cpu) / calls * 1e6
+
+    tracekit.configure(exporter="none")
+    result = {
+        "plain": run(call_timer(work), SUSTAINED_CALLS, lambda: None),
+        "floor": run(call_timer(floor), SUSTAINED_CALLS, lambda: None),
+        "capture": run(call_timer(traced), SUSTAINED_CALLS, lambda: None),
+        "otel": run(call_timer(otel), SUSTAINED_CALLS, _otel_exporter.clear),
+        "opik": run(call_timer(opik_traced), OPIK_SUSTAINED_CALLS, opik.flush_tracker),
+    }
+    # The queue holds the whole run, so no span is dropped and every one is written.
+    tracekit.configure(exporter="sqlite", db_path=db, max_queue=SUSTAINED_CALLS)
+    traced(0)  # the export threads start now, not inside the timed run
+    tracekit.flush(60)
+    result["sqlite"] = run(call_timer(traced), SUSTAINED_CALLS, lambda: tracekit.flush(600))
+    counts = tracekit.stats()
+    if counts["dropped"] or counts["failed"]:
+        raise SystemExit(f"the sustained run lost spans: {counts}")
+    tracekit.configure(exporter="none")
+    return result
+
+
+def sustained(rounds: int) -> list[tuple[str, float, float, float]]:
+    """Per row: median overhead per call, its x floor, median process CPU per span."""
+    with tempfile.TemporaryDirectory() as folder:
+        samples = [_sustained_round(Path(folder) / "bench.db") for _ in range(rounds)]
+    rows = [
+        ("floor: ContextVar set/restore", "floor"),
+        ("tracekit, capture only (exporter none)", "capture"),
+        ("tracekit, SQLite export on", "sqlite"),
+        ("OpenTelemetry SDK span (in-memory)", "otel"),
+        (f"opik.track ({OPIK_SUSTAINED_CALLS:,} calls, local sink)", "opik"),
+    ]
+    table = []
+    for label, key in rows:
+        overheads = [sample[key][0] - sample["plain"][0] for sample in samples]
+        floors = [sample["floor"][0] - sample["plain"][0] for sample in samples]
+        ratios = [o / f for o, f in zip(overheads, floors, strict=True) if f > 0]
+        cpu = [sample[key][1] - sample["plain"][1] for sample in samples]
+        table.append(
+            (
+                label,
+                statistics.median(overheads),
+                statistics.median(ratios),
+                statistics.median(cpu),
+            )
+        )
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument(
+        "--sustained-rounds", type=int, default=3, help="rounds of the sustained runs (default 3)"
+    )
     args = parser.parse_args()
     us = measure(args.rounds)
     print(
@@ -346,9 +442,14 @@ def main() -> None:
         ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'':>7}"
         print(f"| {label:<42} | {overhead:11.3f} | {plain_text} | {ratio_text} |")
     print(
-        f"\nProcess CPU per span: tracekit (capture only; see export.py for export) "
-        f"{tracekit_cpu_per_span():.2f} µs, opik.track {opik_cpu_per_span():.0f} µs."
+        f"\nSustained: {SUSTAINED_CALLS:,} sync calls in a row per case, medians of "
+        f"{args.sustained_rounds} rounds; CPU = process CPU per span over the run and "
+        "the drain after it (export included), minus a plain call's.\n"
     )
+    print(f"| {'case':<42} | {'overhead µs':>11} | {'x floor':>7} | {'CPU µs/span':>11} |")
+    print(f"|{'-' * 44}|{'-' * 13}|{'-' * 9}|{'-' * 13}|")
+    for label, overhead, ratio, cpu in sustained(args.sustained_rounds):
+        print(f"| {label:<42} | {overhead:11.3f} | {ratio:7.1f} | {cpu:11.2f} |")
 
 
 if __name__ == "__main__":
