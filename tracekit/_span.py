@@ -238,20 +238,6 @@ def _with_scores(
     return scores
 
 
-# Fields a new span leaves unset, and what reading them gives until set.
-_UNSET_DEFAULTS: dict[str, Any] = {
-    "_exception": None,
-    "_feedback": None,
-    "_trace_base": None,
-    "_trace_updates": None,
-    "_id": None,
-    "usage": None,
-    "model": None,
-    "provider": None,
-    "total_cost": None,
-}
-
-
 class Span:
     """One traced call or block. Read its fields; change them with `update()`.
 
@@ -305,17 +291,6 @@ class Span:
     _trace_updates: dict[str, Any] | None
     _id: str | None
 
-    if not TYPE_CHECKING:  # (for mypy, a __getattr__ would make every attribute exist)
-
-        def __getattr__(self, name: str) -> Any:
-            """The default of a field this span never set (empty slots make spans cheaper)."""
-            try:
-                return _UNSET_DEFAULTS[name]
-            except KeyError:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}"
-                ) from None
-
     def __init__(
         self,
         name: str,
@@ -342,7 +317,11 @@ class Span:
         self._pending_input = call_input
         self.output = None
         self._output_fixed = False  # set with update(output=...): the return value is not
-        # Fields most spans never set are left unset: see _UNSET_DEFAULTS and __getattr__.
+        # Fields most spans never set. Set here (~0.1 µs in all): a slot read
+        # before it is set costs ~0.8 µs (an AttributeError), and the export
+        # thread reads every one of them.
+        self._exception = self._feedback = self._trace_base = self._trace_updates = None
+        self._id = self.usage = self.model = self.provider = self.total_cost = None
         defaults = context_defaults.get()
         if _hooks.choose_parent:
             for choose in _hooks.choose_parent:
