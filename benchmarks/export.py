@@ -16,6 +16,11 @@ Scrubbing: traces of one LLM-sized span (a 2 KB prompt in, a 1 KB answer
 out) through SQLite, export-thread CPU per span with secret scrubbing as
 shipped, and with `Redactor.scrub` replaced by the identity (scrubbing off).
 
+Opik exporter alone: the records of the throughput run's traces, built once,
+then exported in batches of 500 through `OpikExporter.export` (records to
+payload, encoding, gzip, HTTP POST and the server's answer): process CPU per
+span, with nothing else running in this process and the server in its own.
+
 Overhead: medians over interleaved rounds of bursts of traced calls, the
 exporter draining (untimed) between bursts, against the same call with
 exporter "none" (capture only: the span is recorded, nothing exported).
@@ -80,6 +85,9 @@ def configure(name: str) -> None:
 def throughput(name: str, traces: int) -> tuple[float, float]:
     """(spans/s end to end, export-thread CPU µs per span)."""
     configure(name)
+    # One trace delivered first: the exporter is built (opik: seconds of
+    # import and client set-up) and connected before the clock starts.
+    request(-1)
     assert tracekit.flush(60)
     cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
     for n in range(traces):
@@ -90,6 +98,34 @@ def throughput(name: str, traces: int) -> tuple[float, float]:
     spans = traces * 5
     assert delivered, tracekit.stats()
     return spans / wall, export_cpu / spans * 1e6
+
+
+def opik_exporter_cost(traces: int, batch_size: int = 500, rounds: int = 5) -> float:
+    """Process CPU µs per span of `OpikExporter.export` alone (median of `rounds`)."""
+    from tracekit._records import Batch, span_record, trace_record
+    from tracekit.exporters._opik import OpikExporter
+
+    tracekit.configure(exporter="none")
+    with tracekit.testing.capture() as captured:
+        for n in range(traces):
+            request(n)
+    batches = []
+    for start in range(0, len(captured.spans), batch_size):
+        ended = captured.spans[start : start + batch_size]
+        roots = [trace_record(s) for s in ended if s.parent_id is None]
+        batches.append(Batch(spans=[span_record(s) for s in ended], traces=roots))
+    spans = len(captured.spans)
+    exporter = OpikExporter(request_timeout=30)
+    samples = []
+    try:
+        for _ in range(rounds + 1):  # the first round warms the connection up
+            cpu0 = time.process_time()
+            for batch in batches:
+                exporter.export(batch)
+            samples.append((time.process_time() - cpu0) / spans * 1e6)
+    finally:
+        exporter.shutdown()
+    return statistics.median(samples[1:])
 
 
 PROMPT = ("Summarise the customer's last three orders and suggest a follow-up. " * 30)[:2048]
@@ -197,6 +233,12 @@ def main() -> None:
     for name, traces in (("sqlite", args.traces), ("opik (local server)", args.opik_traces)):
         rate, cpu = throughput(name.split()[0], traces)
         print(f"| {name} | {rate:,.0f} | {cpu:.1f} |")
+
+    cpu = opik_exporter_cost(args.opik_traces)
+    print(
+        "\nOpik exporter alone (records → payload → orjson → gzip → POST, batches of 500):"
+        f" {cpu:.1f} µs process CPU per span"
+    )
 
     on, off = scrub_cost(args.scrub_spans)
     print("\nLLM-sized spans (2 KB prompt, 1 KB answer), SQLite, export CPU µs/span:\n")

@@ -66,7 +66,15 @@ def test_span_fields_map_to_opik_fields(opik: OpikServer) -> None:
     (llm,) = [s for s in opik.spans.values() if s["name"] == "llm-call"]
     assert llm["type"] == "llm"
     assert (llm["model"], llm["provider"]) == ("gpt-4o-mini", "openai")
-    assert llm["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    # Parsed as the opik SDK parses it: the counts, and the provider's own under original_usage.
+    assert llm["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+        "original_usage.prompt_tokens": 3,
+        "original_usage.completion_tokens": 2,
+        "original_usage.total_tokens": 5,
+    }
     assert llm["total_estimated_cost"] == 0.25
     assert llm["output"] == {"output": "thinking"}
     (tool_span,) = [s for s in opik.spans.values() if s["name"] == "tool"]
