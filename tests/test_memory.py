@@ -9,6 +9,7 @@ must be gone once it is exported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import Callable, Iterator
@@ -51,10 +52,8 @@ def _failing(value: _Value) -> None:
 
 
 def _fail(value: _Value) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         _failing(value)
-    except ValueError:
-        pass
 
 
 class _Service:

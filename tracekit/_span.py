@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from random import getrandbits
 from time import time_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from tracekit import _hooks
 from tracekit._context import context_defaults
