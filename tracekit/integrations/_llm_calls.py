@@ -19,6 +19,7 @@ from time import time_ns
 from typing import Any
 
 from tracekit._log import log_once
+from tracekit._pipeline import emit
 from tracekit.integrations._llm_spans import (
     LLMCallInterrupted,
     LLMSpan,
@@ -132,11 +133,13 @@ class Call:
         if not self._claim():
             return
         self.end_ns = end_ns
-        self.span.describe_later(describe)
+        span = self.span
+        span._describe = describe  # (`describe_later`)
         if self.logged_by_opik:
             self._await_opik()
-        else:
-            self.span.end_at(end_ns)
+        elif span._end_ns is None:  # (`end_at`)
+            span._end_ns = max(end_ns, span._start_ns)
+            emit(span)
 
     def fail(self, error: BaseException) -> None:
         """The call, or its stream, raised `error`; logged by tracekit in every setup."""

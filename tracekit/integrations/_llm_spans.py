@@ -10,7 +10,8 @@ Opik's format, and the call's credentials scrubbed everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,16 +23,19 @@ from tracekit._redact import REDACTED, Redactor, default_redactor, register_secr
 from tracekit._span import Span, SpanType
 
 __all__ = [
+    "CREDENTIAL_ARGUMENTS",
     "INPUT_ARGUMENTS",
     "MODEL_PARAMETERS",
     "LLMCallInterrupted",
     "LLMSpan",
     "ResultFacts",
+    "add_credential_arguments",
     "assistant_message",
     "end_stream_owners",
     "open_llm_span",
     "opik_usage",
     "output_of",
+    "secret_values",
 ]
 
 # Packages whose LLM calls an instrumented integration logs already (LiteLLM):
@@ -73,6 +77,13 @@ _secret_keys = Redactor()
 Describe = Callable[["LLMSpan"], None]
 
 
+def _DESCRIBING(span: LLMSpan) -> None:
+    """Stands for a description in progress (see `LLMSpan.describe_now`)."""
+
+
+_describing_lock = threading.RLock()
+
+
 def _described(field: str) -> Any:
     """A field of `LLMSpan` that is filled from the call's result when first read."""
     slot = Span.__dict__[field]
@@ -99,7 +110,7 @@ class LLMSpan(Span):
 
     What the result says (output, usage, cost, provider) is read from it only
     when first needed, normally on the export thread: the caller's path keeps
-    a reference, not a description.
+    what the result held (`ResultFacts.pin`), not a description.
     """
 
     __slots__ = ("_describe", "secret_values")
@@ -117,14 +128,25 @@ class LLMSpan(Span):
         self._describe = describe
 
     def describe_now(self) -> None:
-        describe = self._describe
-        if describe is None:
+        """Fill the span from the result now, if it has not been yet.
+
+        Once, whichever thread reads first (the export thread, a test reading
+        a captured span): another thread reading meanwhile waits for the
+        whole description, never sees half of it.
+        """
+        if self._describe is None:
             return
-        self._describe = None
-        try:
-            describe(self)
-        except Exception:
-            log_once("llm:describe", "tracekit: could not read an LLM call's result")
+        with _describing_lock:  # reentrant: `describe` reads the span's fields too
+            describe = self._describe
+            if describe is None or describe is _DESCRIBING:
+                return
+            self._describe = _DESCRIBING
+            try:
+                describe(self)
+            except Exception:
+                log_once("llm:describe", "tracekit: could not read an LLM call's result")
+            finally:
+                self._describe = None
 
     def end_at(self, end_ns: int | None) -> None:
         """End the span at `end_ns` (when the result reached the caller), or now."""
@@ -155,7 +177,60 @@ class LLMSpan(Span):
 
 
 _AUTH_SCHEMES = ("bearer ", "basic ", "token ", "apikey ", "key ")
+
+# Arguments that carry a call's credentials: LiteLLM's (`CredentialLiteLLMParams`,
+# its per-call logging-callback keys) and the openai SDK's, as of LiteLLM 1.105.
+# `instrument_litellm()` adds the installed LiteLLM's own names too. Only these
+# arguments (and headers, URLs with userinfo) are read for secret values: every
+# other argument is never read at all, except the INPUT_ARGUMENTS and
+# MODEL_PARAMETERS that the span records (see `open_llm_span`).
+CREDENTIAL_ARGUMENTS = frozenset(
+    (
+        "api_key",
+        "token",
+        "access_token",
+        "api_token",
+        "password",
+        "secret",
+        "client_secret",
+        "azure_ad_token",
+        "azure_password",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_web_identity_token",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "vertex_credentials",
+        "arize_api_key",
+        "arize_space_key",
+        "dd_api_key",
+        "humanloop_api_key",
+        "langfuse_public_key",
+        "langfuse_secret",
+        "langfuse_secret_key",
+        "langsmith_api_key",
+        "newrelic_api_key",
+        "posthog_api_key",
+        "signoz_ingestion_key",
+        "valkey_password",
+        "wandb_api_key",
+    )
+)
+# Mappings of headers: every secret-named header's value (`Authorization`, `api-key`).
+_HEADER_ARGUMENTS = frozenset(("headers", "extra_headers", "default_headers"))
 _URL_ARGUMENTS = frozenset(("api_base", "base_url", "proxy", "http_proxy", "https_proxy"))
+# Mappings of call parameters: read like the call's own arguments.
+_NESTED_ARGUMENTS = frozenset(("litellm_params", "credentials"))
+_credential_arguments = CREDENTIAL_ARGUMENTS
+_scanned = CREDENTIAL_ARGUMENTS | _HEADER_ARGUMENTS | _URL_ARGUMENTS | _NESTED_ARGUMENTS
+
+
+def add_credential_arguments(names: Iterable[str]) -> None:
+    """Read the arguments `names` for credentials too (an integration's own names)."""
+    global _credential_arguments, _scanned
+    _credential_arguments = _credential_arguments | frozenset(names)
+    _scanned = _scanned | _credential_arguments
 
 
 def _userinfo_secrets(url: str) -> list[str]:
@@ -173,7 +248,7 @@ _secret_names: dict[str, bool] = {}
 
 
 def _is_secret_name(key: str) -> bool:
-    """`Redactor.is_secret`, remembered: the same few argument names come every call."""
+    """`Redactor.is_secret`, remembered: the same few header names come every call."""
     known = _secret_names.get(key)
     if known is None:
         if len(_secret_names) > 4096:
@@ -182,32 +257,58 @@ def _is_secret_name(key: str) -> bool:
     return known
 
 
-def secret_values(kwargs: Mapping[str, Any], depth: int = 0) -> tuple[str, ...]:
-    """The call's credentials: values of secret-named arguments and headers, URL userinfo.
+def _credential(value: str, found: list[str]) -> None:
+    """`value` of a credential, and the token of an `Authorization`-style value."""
+    found.append(value)
+    scheme, _, token = value.partition(" ")
+    if token and f"{scheme.lower()} " in _AUTH_SCHEMES and len(token) >= 6:
+        found.append(token.strip())
 
-    Each is registered with the redactor, so it is scrubbed from every span
-    (the enclosing spans' `error_info` quotes it too), not only this call's.
-    """
-    found: list[str] = []
-    for key, value in kwargs.items():
-        if not isinstance(key, str):
-            continue
+
+def _header_secrets(headers: Mapping[Any, Any], found: list[str]) -> None:
+    for key, value in headers.items():
+        if (
+            isinstance(key, str)
+            and isinstance(value, str)
+            and len(value) >= 6
+            and _is_secret_name(key)
+        ):
+            _credential(value, found)
+
+
+def _secrets_in(kwargs: Mapping[str, Any], found: list[str], depth: int) -> None:
+    # Only the arguments known to carry credentials: a set intersection in C
+    # (it walks the call's few arguments), not a Python loop over all of them.
+    for key in _scanned.intersection(kwargs):
+        value = kwargs[key]
         if isinstance(value, str):
             if len(value) < 6:
                 continue
-            if _is_secret_name(key):
-                found.append(value)
-                scheme, _, token = value.partition(" ")
-                if token and f"{scheme.lower()} " in _AUTH_SCHEMES and len(token) >= 6:
-                    found.append(token.strip())
+            if key in _credential_arguments:
+                _credential(value, found)
             elif key in _URL_ARGUMENTS:
                 found.extend(_userinfo_secrets(value))
-        elif (
-            depth < 2
-            and (key.endswith("headers") or key in ("litellm_params", "credentials"))
-            and isinstance(value, Mapping)
-        ):
-            found.extend(secret_values(value, depth + 1))
+        elif isinstance(value, Mapping):
+            if key in _HEADER_ARGUMENTS:
+                _header_secrets(value, found)
+            elif key in _NESTED_ARGUMENTS and depth < 2:
+                _secrets_in(value, found, depth + 1)
+            elif key in _credential_arguments:  # a service account's JSON, as a dict
+                _header_secrets(value, found)
+
+
+def secret_values(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The call's credentials, found once per call in its credential arguments only.
+
+    Values of the known credential arguments (`CREDENTIAL_ARGUMENTS`), of
+    secret-named headers, and URL userinfo. Each is registered with the
+    redactor, so it is scrubbed from every span (the enclosing spans'
+    `error_info` quotes it too), not only this call's. A credential passed
+    under any other argument name is not looked for: no other argument
+    reaches a span, and the exporter still scrubs token-shaped text.
+    """
+    found: list[str] = []
+    _secrets_in(kwargs, found, 0)
     for value in found:
         register_secret(value)
     return tuple(found)
@@ -314,14 +415,15 @@ def finite_cost(cost: object) -> float | None:
 
 
 class ResultFacts:
-    """What a call's result says, copied when it reaches the caller.
+    """What a call's result says, kept as it was when it reached the caller.
 
-    Copied, because the caller owns the result and may change it right away
+    Kept, because the caller owns the result and may change it right away
     (`response.choices[0].message.content = ...`); formatting waits for the
-    export thread (`describe`).
+    export thread (`describe`). `ResultFacts.pin` keeps a chat response for
+    a fraction of the cost.
     """
 
-    __slots__ = ("cost", "model", "output", "provider", "usage")
+    __slots__ = ("_message", "_text_only", "cost", "model", "output", "provider", "usage")
 
     def __init__(
         self, result: Any, kind: str, cost: float | None = None, provider: str | None = None
@@ -335,12 +437,66 @@ class ResultFacts:
         self.usage = usage_fields(getattr(result, "usage", None))
         self.cost = cost
         self.provider = provider
+        self._message: dict[str, Any] | None = None
+        self._text_only = False
+
+    @classmethod
+    def pin(
+        cls, result: Any, kind: str, cost: float | None = None, provider: str | None = None
+    ) -> ResultFacts:
+        """`ResultFacts(result, ...)`, cheap enough for the caller's path of a chat call.
+
+        A pydantic chat response (LiteLLM's `ModelResponse`) is pinned, not
+        read: its fields, its first message's fields and its usage's fields are
+        copied as they are (three small dict copies, no pydantic code runs),
+        and reading them into an output and Opik's usage waits for `describe`
+        on the export thread. So the caller changing an attribute afterwards
+        (the message's content, a token count, the model) changes nothing
+        recorded. Objects nested deeper (a tool call, token details) are kept
+        by reference: changed in place before the span is exported, the record
+        shows the change. Any other result is read at once, as by `ResultFacts()`.
+        """
+        try:
+            fields = result.__dict__
+            message_fields = fields["choices"][0].__dict__["message"].__dict__
+        except (AttributeError, KeyError, IndexError, TypeError):
+            return cls(result, kind, cost, provider)
+        if type(fields) is not dict or type(message_fields) is not dict:
+            return cls(result, kind, cost, provider)
+        facts = cls.__new__(cls)
+        model = fields.get("model")
+        facts.model = model if isinstance(model, str) and model else None
+        message = facts._message = message_fields.copy()
+        tool_calls = message.get("tool_calls")
+        if tool_calls:
+            message["tool_calls"] = list(tool_calls)
+        facts._text_only = kind == "text_completion"  # LiteLLM answers it with a chat response
+        facts.output = None
+        usage = fields.get("usage")
+        if usage is None:
+            extra = getattr(result, "__pydantic_extra__", None)  # where ModelResponse keeps it
+            usage = extra.get("usage") if type(extra) is dict else None
+        facts.usage = usage_fields(usage)
+        facts.cost = cost
+        facts.provider = provider
+        return facts
 
     def describe(self, span: Span) -> None:
         """Fill the LLM span with these facts (usage in Opik's format)."""
         if self.model is not None:
             span.model = self.model
-        span.output = self.output
+        output = self.output
+        message = self._message
+        if message is not None:  # as `output_of` reads a message
+            output = {"role": message.get("role", "assistant"), "content": message.get("content")}
+            tool_calls = message.get("tool_calls")
+            if tool_calls:
+                output["tool_calls"] = [
+                    tc.model_dump() if hasattr(tc, "model_dump") else tc for tc in tool_calls
+                ]
+            if self._text_only:
+                output = output["content"]
+        span.output = output
         span.usage = opik_usage(self.usage)
         if self.cost is not None:
             span.total_cost = self.cost
@@ -357,16 +513,21 @@ def open_llm_span(
     credentials are found and registered (see `secret_values`).
     """
     span = LLMSpan(name, active_span.get(), type, tags)
-    span.secret_values = secret_values(kwargs)
+    # Most calls pass no credential (LiteLLM reads the environment's): one C call then.
+    span.secret_values = () if _scanned.isdisjoint(kwargs) else secret_values(kwargs)
     model = kwargs.get("model")
     span.model = model if isinstance(model, str) else None
-    keys = kwargs.keys()
     # Copied: chat code often appends the reply to the same list, or edits
-    # a message, right after the call.
-    span.input = {k: snapshot(v) for k in keys & INPUT_ARGUMENTS if (v := kwargs[k]) is not None}
-    parameters = {k: kwargs[k] for k in keys & MODEL_PARAMETERS if kwargs[k] is not None}
-    if parameters:
-        span.metadata = {"model_parameters": parameters}
+    # a message, right after the call. (`frozenset.intersection(kwargs)` walks
+    # the call's few arguments, in C.)
+    span.input = {
+        k: snapshot(v) for k in INPUT_ARGUMENTS.intersection(kwargs) if (v := kwargs[k]) is not None
+    }
+    given = MODEL_PARAMETERS.intersection(kwargs)
+    if given:
+        parameters = {k: v for k in given if (v := kwargs[k]) is not None}
+        if parameters:
+            span.metadata = {"model_parameters": parameters}
     return span
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.metadata
+import math
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -49,6 +50,7 @@ from tracekit._context import innermost_parent
 from tracekit._inputs import snapshot
 from tracekit._instrument import LiteLLMNotSupported
 from tracekit._log import log_once
+from tracekit._redact import Redactor
 from tracekit._span import Span
 from tracekit.integrations import _llm_calls, _llm_spans
 from tracekit.integrations import opik as opik_interop
@@ -184,7 +186,14 @@ def _on_function_setup(
             if _is_proxied(fields) and proxy_can_nest():
                 call = _begin_proxied(call_id, call_type, fields, kwargs)
             else:
-                callback_on = _opik_callback_active()
+                callback_on = (
+                    bool(
+                        litellm.callbacks
+                        or litellm.success_callback
+                        or litellm._async_success_callback
+                    )
+                    and _opik_callback_active()
+                )
                 logged_by_opik = callback_on and _callback_logs_under_tracekit()
                 call = begin(call_id, call_type, fields, logged_by_opik)
                 parent = call.span._parent if call is not None else None
@@ -218,9 +227,14 @@ def _on_response(
     try:
         result = kwargs.get("result", args[0] if args else None)
         logging_obj = kwargs.get("logging_obj", args[1] if len(args) > 1 else None)
-        call = _call_of(logging_obj)
+        call_id = getattr(logging_obj, "litellm_call_id", None)
+        call = live_calls.get(call_id) if type(call_id) is str else None
         if call is not None:
-            stream = _stream_of(result)
+            attributes = getattr(result, "__dict__", None)
+            maybe_stream = isinstance(result, _stream_class) or (
+                type(attributes) is dict and "completion_stream" in attributes
+            )
+            stream = _stream_of(result) if maybe_stream else None
             if stream is not None:
                 call.stream = True
                 call.chunks = stream.chunks
@@ -229,7 +243,8 @@ def _on_response(
                 call.watch(stream)  # dropped unfinished: still logged
             else:  # LiteLLM calls this as the result comes back
                 facts = _facts(result, call.kind)
-                provider = _provider_of(logging_obj)
+                details = getattr(logging_obj, "model_call_details", None)  # (`_provider_of`)
+                provider = details.get("custom_llm_provider") if type(details) is dict else None
                 call.succeed(result, lambda span: _describe(span, facts, provider))
     except Exception:
         log_once("litellm:result", "tracekit: could not record a LiteLLM result")
@@ -274,20 +289,26 @@ def _opik_provider_name(provider: object) -> str | None:
 def _hidden_params(result: Any) -> Any:
     """LiteLLM's `_hidden_params` of a response (cost, provider): a dict or a `HiddenParams`."""
     private = getattr(result, "__pydantic_private__", None)  # faster than pydantic's getattr
-    hidden = private.get("_hidden_params") if isinstance(private, dict) else None
+    hidden = private.get("_hidden_params") if type(private) is dict else None
+    if type(hidden) is dict:
+        return hidden
     if hidden is None:
         hidden = getattr(result, "_hidden_params", None)
     return hidden if callable(getattr(hidden, "get", None)) else {}
 
 
 def _facts(result: Any, kind: str) -> ResultFacts:
-    """What a LiteLLM result says, with the cost and provider LiteLLM hides in it."""
+    """What a LiteLLM result says, with the cost and provider LiteLLM hides in it.
+
+    Pinned (`ResultFacts.pin`): read into the span on the export thread.
+    """
     hidden = _hidden_params(result)
     provider = hidden.get("custom_llm_provider")
-    return ResultFacts(
+    cost = hidden.get("response_cost")
+    return ResultFacts.pin(
         result,
         kind,
-        cost=finite_cost(hidden.get("response_cost")),
+        cost=cost if type(cost) is float and math.isfinite(cost) else finite_cost(cost),
         provider=provider if isinstance(provider, str) else None,
     )
 
@@ -302,10 +323,16 @@ def _describe(span: LLMSpan, facts: ResultFacts, provider: object) -> None:
 
 
 def _stream_of(result: Any) -> Any:
-    """The `CustomStreamWrapper` a result is or wraps (`text_completion`'s stream wraps one)."""
+    """The `CustomStreamWrapper` a result is or wraps (`text_completion`'s stream wraps one).
+
+    Asked of every LiteLLM result and every tracked call's return value: read
+    from the instance's `__dict__`, because a missing attribute of a pydantic
+    model (a `ModelResponse`) costs microseconds to look up.
+    """
     if isinstance(result, _stream_class):
         return result
-    inner = getattr(result, "completion_stream", None)
+    attributes = getattr(result, "__dict__", None)
+    inner = attributes.get("completion_stream") if type(attributes) is dict else None
     return inner if isinstance(inner, _stream_class) else None
 
 
@@ -408,7 +435,14 @@ async def _on_aclose(
 
 
 def _keep_open_for_stream(result: Any, span: Span, capture_output: bool) -> bool:
-    """A tracked call that returns a LiteLLM stream ends with the stream."""
+    """A tracked call that returns a LiteLLM stream ends with the stream.
+
+    Asked of every tracked call's return value: most are no stream, told in C.
+    """
+    if not isinstance(result, _stream_class):
+        attributes = getattr(result, "__dict__", None)
+        if type(attributes) is not dict or "completion_stream" not in attributes:
+            return False
     stream = _stream_of(result)
     if stream is None:
         return False
@@ -523,6 +557,21 @@ _USED = ("stream_chunk_builder", "completion_cost", "logging_callback_manager")
 _stream_class: type[Any] = type(None)  # CustomStreamWrapper, once resolved
 
 
+def _credential_arguments() -> set[str]:
+    """The installed LiteLLM's own names for credential arguments (with secret names)."""
+    names: set[str] = set()
+    try:
+        from litellm.types.router import CredentialLiteLLMParams
+        from litellm.types.utils import StandardCallbackDynamicParams
+
+        names.update(CredentialLiteLLMParams.model_fields)
+        names.update(StandardCallbackDynamicParams.__annotations__)
+    except (ImportError, AttributeError):  # an older LiteLLM: tracekit's own list only
+        return names
+    redactor = Redactor()
+    return {name for name in names if redactor.is_secret(name)}
+
+
 def litellm_version() -> str:
     try:
         return importlib.metadata.version("litellm")
@@ -591,6 +640,7 @@ def instrument_litellm() -> None:
             _patches.append((owner, name, original))
             if name == "__next__":
                 _stream_class = owner
+        _llm_spans.add_credential_arguments(_credential_arguments())
         _hooks.add("end_with_result", _keep_open_for_stream)
         opik_interop.install()
         _llm_spans.logged_callers.add("litellm")
