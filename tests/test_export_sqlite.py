@@ -223,3 +223,23 @@ def test_a_batch_is_stored_as_given_by_either_sqlite_read_path(
     none_span = next(r for r in records if r.name == f"s{len(values) - 1}")
     row = conn.execute("SELECT input, output FROM spans WHERE id = ?", (none_span.id,)).fetchone()
     assert row == (None, None)  # None is SQL NULL, not the text 'null'
+
+
+def test_text_fields_keep_a_nul_character(tmp_path: Path) -> None:
+    """SQLite's JSON functions end text at NUL: such a batch is written row by row, whole."""
+    with tracekit.testing.capture() as capture:
+        with (
+            tracekit.context(project_name="p\x00q", thread_id="t\x00h"),
+            tracekit.span("na\x00me", input="in\x00put") as span,
+        ):
+            span.update(model="m\x00del", provider="pro\x00vider")
+        with tracekit.span("plain"):  # a batch-mate without NUL
+            pass
+    records = [span_record(span, _safe) for span in capture.spans]
+    traces = [trace_record(span, _safe) for span in capture.spans]
+    conn = _store.connect(tmp_path / "t.db", create=True)
+    _store.write_batch(conn, Batch(spans=records, traces=traces))
+    for record, trace in zip(records, traces, strict=True):
+        assert _store.load_spans(conn, record.trace_id) == [record]
+        assert _store.load_trace(conn, record.trace_id) == trace
+    assert records[0].name == "na\x00me"

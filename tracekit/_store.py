@@ -399,13 +399,20 @@ def write_batch(conn: sqlite3.Connection, batch: Batch) -> None:
     """
     rows = (SPANS.rows_json(batch.spans), TRACES.rows_json(batch.traces))
     scores = _score_rows(batch)
+    # SQLite's JSON functions end a text value at a NUL character (3.40 does):
+    # a batch holding one, anywhere, is written a row at a time instead.
+    row_by_row = b"\\u0000" in rows[0] or b"\\u0000" in rows[1]
     try:
-        if not scores:  # the usual batch: one statement, its own transaction
+        if not scores and not row_by_row:  # the usual batch: one statement, its own transaction
             conn.execute(_INSERT_BATCH, rows)
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_INSERT_BATCH, rows)
+            if row_by_row:
+                conn.executemany(SPANS.insert, map(SPANS.row, batch.spans))
+                conn.executemany(TRACES.insert, map(TRACES.row, batch.traces))
+            else:
+                conn.execute(_INSERT_BATCH, rows)
             conn.executemany(_SCORE_UPSERT, scores)
             conn.execute("COMMIT")
         except BaseException:
