@@ -21,6 +21,7 @@ from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
 from tracekit._extras import installed, require
+from tracekit._imports import import_module
 from tracekit._log import log_once, logger
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter
@@ -142,9 +143,9 @@ def _exporter_factory(name: str, db_path: Path, request_timeout: float) -> Calla
     if name == "sqlite":
 
         def make_sqlite() -> Exporter:
-            from tracekit.exporters._sqlite import SQLiteExporter  # and sqlite3, on first export
-
-            return SQLiteExporter(db_path)
+            module = import_module("tracekit.exporters._sqlite")  # and sqlite3, on first export
+            exporter: Exporter = module.SQLiteExporter(db_path)
+            return exporter
 
         return make_sqlite
     if name == "console":
@@ -154,9 +155,9 @@ def _exporter_factory(name: str, db_path: Path, request_timeout: float) -> Calla
     if name == "opik":
 
         def make_opik() -> Exporter:
-            from tracekit.exporters._opik import OpikExporter  # imports opik: seconds
-
-            return OpikExporter(request_timeout)
+            module = import_module("tracekit.exporters._opik")  # imports opik: seconds
+            exporter: Exporter = module.OpikExporter(request_timeout)
+            return exporter
 
         return make_opik
     return NoneExporter
