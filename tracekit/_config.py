@@ -21,7 +21,7 @@ from tracekit import _hooks, _inputs, _shutdown
 from tracekit import _pipeline as _pipeline_module
 from tracekit._capture import DEFAULT_REDACT, Limits, Redactor
 from tracekit._extras import installed, require
-from tracekit._imports import import_module
+from tracekit._forks import import_module
 from tracekit._log import log_once, logger
 from tracekit._pipeline import add_processor, remove_processor
 from tracekit.exporters._base import Exporter, NoneExporter

@@ -407,7 +407,9 @@ class BatchProcessor:
 
         In the usual case the delivery thread converts what it delivers, and
         this thread sleeps; it steps in so that a slow or stalled backend
-        never makes the process keep the user's objects.
+        never makes the process keep the user's objects, and while the
+        exporter is being made (in a busy program, importing and opening it
+        can take seconds, while spans keep coming).
         """
         interval = min(self._options.flush_interval, STUCK_CHECK_SECONDS)
         while not self._closing and not self._is_abandoned():
@@ -416,10 +418,14 @@ class BatchProcessor:
             self._rescue_if_stuck()
             try:
                 # A chunk at a time: the delivery thread converts between chunks too.
-                while (self._sending or self._heavy) and self._convert_chunk():
+                while self._delivery_waits() and self._convert_chunk():
                     pass
             except BaseException:  # never let the thread die
                 logger.exception("tracekit: export thread error")
+
+    def _delivery_waits(self) -> bool:
+        """Is the delivery thread busy elsewhere than converting (or are values big)?"""
+        return self._sending > 0 or self._heavy or self._exporter is None
 
     def _take(self) -> list[_Item | _FlushRequest]:
         with self._lock:

@@ -11,19 +11,17 @@ kept open, unused, because closing it could disturb the parent's WAL files.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import weakref
 from pathlib import Path
 
+from tracekit._forks import on_fork_in_child
+from tracekit._forks import sqlite_work as _writing
 from tracekit._records import Batch
 from tracekit._store import connect, write_batch
 
 __all__ = ["SQLiteExporter"]
 
-# Held around every write, and by a fork, so a child never starts mid-write.
-_writing = threading.Lock()
 _live: weakref.WeakSet[SQLiteExporter] = weakref.WeakSet()
 # Connections a forked child inherited: never used, never closed.
 _inherited: list[sqlite3.Connection] = []
@@ -59,15 +57,9 @@ class SQLiteExporter:
             self._conn = None
 
 
-def _after_fork_in_child() -> None:
+def _forget_connections_in_child() -> None:
     for exporter in list(_live):
         exporter._forget_in_child()
-    _writing.release()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_writing.acquire,
-        after_in_parent=_writing.release,
-        after_in_child=_after_fork_in_child,
-    )
+on_fork_in_child(_forget_connections_in_child)
