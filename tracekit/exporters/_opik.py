@@ -146,51 +146,43 @@ class OpikExporter:
         self._trace_scores_url = urljoin(base, "v1/private/traces/feedback-scores")
         self._timeout = httpx.Timeout(request_timeout)
 
-    def _trace(self, trace: TraceRecord, updated_at: str) -> dict[str, Any]:
+    def _shared(self, record: SpanRecord | TraceRecord, updated_at: str) -> dict[str, Any]:
+        """The fields spans and traces send alike."""
         item: dict[str, Any] = {
-            "id": trace.id,
-            "project_name": trace.project_name or self._default_project,
-            "name": trace.name,
-            "start_time": _time(trace.start_ns),
+            "id": record.id,
+            "project_name": record.project_name or self._default_project,
+            "name": record.name,
+            "start_time": _time(record.start_ns),
             "last_updated_at": updated_at,
             "source": SOURCE,
         }
-        if trace.end_ns is not None:
-            item["end_time"] = _time(trace.end_ns)
-        if (value := trace.input) is not None:
+        if record.end_ns is not None:
+            item["end_time"] = _time(record.end_ns)
+        # Anything but a dict is wrapped, as `@opik.track` wraps it.
+        if (value := record.input) is not None:
             item["input"] = value if isinstance(value, dict) else {"input": value}
-        if (value := trace.output) is not None:
+        if (value := record.output) is not None:
             item["output"] = value if isinstance(value, dict) else {"output": value}
+        if record.tags:
+            item["tags"] = record.tags
+        if record.error_info is not None:
+            item["error_info"] = record.error_info
+        return item
+
+    def _trace(self, trace: TraceRecord, updated_at: str) -> dict[str, Any]:
+        item = self._shared(trace, updated_at)
         if trace.metadata is not None:
             item["metadata"] = trace.metadata
-        if trace.tags:
-            item["tags"] = trace.tags
-        if trace.error_info is not None:
-            item["error_info"] = trace.error_info
         if trace.thread_id is not None:
             item["thread_id"] = trace.thread_id
         return item
 
     def _span(self, span: SpanRecord, updated_at: str) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "id": span.id,
-            "project_name": span.project_name or self._default_project,
-            "trace_id": span.trace_id,
-            "name": span.name,
-            "type": span.type,
-            "start_time": _time(span.start_ns),
-            "last_updated_at": updated_at,
-            "source": SOURCE,
-        }
+        item = self._shared(span, updated_at)
+        item["trace_id"] = span.trace_id
+        item["type"] = span.type
         if span.parent_id is not None:
             item["parent_span_id"] = span.parent_id
-        if span.end_ns is not None:
-            item["end_time"] = _time(span.end_ns)
-        # Anything but a dict is wrapped, as `@opik.track` wraps it.
-        if (value := span.input) is not None:
-            item["input"] = value if isinstance(value, dict) else {"input": value}
-        if (value := span.output) is not None:
-            item["output"] = value if isinstance(value, dict) else {"output": value}
         metadata = span.metadata
         if span.usage:
             usage = _usage(span)
@@ -204,10 +196,6 @@ class OpikExporter:
             item["model"] = span.model
         if span.provider is not None:
             item["provider"] = span.provider
-        if span.tags:
-            item["tags"] = span.tags
-        if span.error_info is not None:
-            item["error_info"] = span.error_info
         if span.total_cost is not None:
             item["total_estimated_cost"] = span.total_cost
         return item
