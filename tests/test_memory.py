@@ -102,3 +102,36 @@ def test_an_exported_trace_is_freed_without_the_cyclic_gc(
         assert watched() is None, gc.get_referrers(watched())
     finally:
         gc.enable()
+
+
+@tracekit.track
+def _plain(number: int, text: str = "a", *rest: int, **options: float) -> int:
+    return number
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda i: _plain(i),
+        lambda i: _plain(i, "b", 1, 2, scale=0.5),
+        lambda i: _Service().method(i),  # type: ignore[arg-type]
+    ],
+    ids=["positional", "every kind", "method"],
+)
+def test_a_queued_span_of_plain_arguments_is_the_only_object_the_gc_walks(
+    call: Callable[[int], object],
+) -> None:
+    """Queued spans wait for the export thread; the cyclic GC walks every tracked
+    object they hold, on every full collection, so they hold no tracked object of
+    their own but themselves (what every call shares, such as its binder, aside)."""
+    queued: list[tracekit.Span] = []
+    with tracekit.testing.capture() as spans:
+        for i in range(3):
+            call(i)
+        queued = [span for span in spans.spans if span.name in ("_plain", "method")]
+    assert len(queued) == 3
+    gc.collect()  # untracks tuples and dicts that hold only atomic values
+    own = [{id(ref) for ref in gc.get_referents(span) if gc.is_tracked(ref)} for span in queued]
+    shared = set.intersection(*own)
+    assert [refs - shared for refs in own] == [set(), set(), set()]
+    assert next(iter(queued[2].input.values())) == 2  # still named by parameter later

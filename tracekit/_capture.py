@@ -232,6 +232,8 @@ class _Converter:
         if self.size >= self.limit:
             return self.exhausted()
         try:
+            if kind is dict or kind is list or kind is tuple:  # skip the scalar checks
+                return self._nested(value, depth)
             return self._convert(value, depth)
         except Exception:
             return self.text(f"<unserializable {_failed_repr(value)}>")
@@ -310,6 +312,10 @@ class _Converter:
             return self.text(str(value))
         if isinstance(value, enum.Enum):
             return self._convert(value.value, depth)
+        return self._nested(value, depth)
+
+    def _nested(self, value: Any, depth: int) -> Any:
+        """A container (or an object read as one), within `max_depth` and without cycles."""
         if depth >= self.limits.max_depth:
             return self.text(f"<max depth: {type(value).__qualname__}>")
         marker = id(value)
@@ -479,7 +485,9 @@ class SafeConverter:
         """
         converter = self._converter
         limit = converter.limits.max_string
-        text = _storable(converter.scrub(text))
+        text = converter.scrub(text)
+        if not text.isascii():  # O(1); ASCII holds no surrogate
+            text = _storable(text)
         if len(text) > limit:
             text = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
         converter.size += len(text) + 2

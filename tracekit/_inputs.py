@@ -153,9 +153,17 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
     bound_names = positional[1:]
     binds = _binding_check(params, positional, var_positional)
 
+    # Positional arguments for every positional parameter, nothing else: binds
+    # whenever no parameter is keyword-only and required (the usual call).
+    only_positional_needed = not any(
+        p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+        for p in params
+    )
+
     def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names = bound_names if is_bound else unbound_names
-        if not binds(names, args, kwargs):  # the call raised TypeError: show it as made
+        usual = only_positional_needed and not kwargs and len(args) == len(names)
+        if not usual and not binds(names, args, kwargs):  # the call raised TypeError: as made
             return {"args": list(args), "kwargs": dict(kwargs)}
         inputs = (bound_template if is_bound else unbound_template).copy()
         inputs.update(zip(names, args))  # noqa: B905 (extra args are handled below)

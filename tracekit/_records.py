@@ -254,7 +254,7 @@ def _trace_of(root: SpanRecord, span: Span) -> TraceRecord:
         input=root.input,
         output=root.output,
         metadata=root.metadata,
-        tags=list(dict.fromkeys(root.tags)),
+        tags=list(dict.fromkeys(root.tags)) if root.tags else [],
         project_name=root.project_name,
         thread_id=root.thread_id,
         error_info=None if isinstance(span._exception, GivenError) else root.error_info,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import linecache
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from random import getrandbits
 from time import time_ns
@@ -20,7 +20,6 @@ from typing import Any, Literal, get_args
 from tracekit import _hooks
 from tracekit._context import context_defaults
 from tracekit._feedback import FeedbackScore, feedback_scores, finite_number
-from tracekit._inputs import InputBinder
 from tracekit._pipeline import emit
 
 __all__ = [
@@ -35,9 +34,8 @@ __all__ = [
 SpanType = Literal["general", "llm", "tool", "guardrail"]
 SPAN_TYPES: tuple[str, ...] = get_args(SpanType)
 
-# A call's raw arguments, kept by a span and named only when `input` is first
-# read: (binder, is_bound, args, kwargs).
-CallInput = tuple[InputBinder, bool, tuple[Any, ...], dict[str, Any]]
+# Names a call's raw arguments (args, kwargs) when the span's `input` is first read.
+CallBinder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 
 _RAND_B_MASK = (1 << 62) - 1
 # Where a UUIDv7 keeps its 74 random bits: 12 after the version, 62 after the variant.
@@ -60,7 +58,7 @@ def uuid7_int(unix_ns: int) -> int:
 
 def format_uuid(value: int) -> str:
     """The canonical 8-4-4-4-12 text of a 128-bit id."""
-    h = f"{value:032x}"
+    h = value.to_bytes(16).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -246,6 +244,8 @@ class Span:
     """
 
     __slots__ = (
+        "_args",
+        "_binder",
         "_end_ns",
         "_exception",
         "_feedback",
@@ -253,9 +253,9 @@ class Span:
         "_id",
         "_id_int",
         "_input",
+        "_kwargs",
         "_output_fixed",
         "_parent",
-        "_pending_input",
         "_root",
         "_start_ns",
         "_trace_base",
@@ -290,6 +290,9 @@ class Span:
     _trace_base: dict[str, Any] | None
     _trace_updates: dict[str, Any] | None
     _id: str | None
+    _binder: CallBinder | None
+    _args: tuple[Any, ...] | None
+    _kwargs: dict[str, Any] | None
 
     def __init__(
         self,
@@ -300,7 +303,9 @@ class Span:
         metadata: Mapping[str, Any] | None = None,
         project_name: str | None = None,
         input: Any = None,
-        call_input: CallInput | None = None,
+        binder: CallBinder | None = None,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> None:
         now = time_ns()
         self._start_ns = now
@@ -314,7 +319,12 @@ class Span:
         self.name = name
         self.type = type
         self._input = input
-        self._pending_input = call_input
+        # A tracked call's arguments, named on the export thread (see `input`).
+        # Three slots, not a tuple: a queued span is then one object the
+        # cyclic GC walks, not two.
+        self._binder = binder
+        self._args = args
+        self._kwargs = kwargs
         self.output = None
         self._output_fixed = False  # set with update(output=...): the return value is not
         # Fields most spans never set. Set here (~0.1 µs in all): a slot read
@@ -388,16 +398,15 @@ class Span:
     @property
     def input(self) -> Any:
         """What the span was called with: arguments by parameter name for tracked calls."""
-        pending = self._pending_input
-        if pending is not None:
-            binder, is_bound, args, kwargs = pending
-            self._input = binder(is_bound, args, kwargs)
-            self._pending_input = None
+        binder = self._binder
+        if binder is not None:
+            self._input = binder(self._args or (), self._kwargs or {})
+            self._binder = self._args = self._kwargs = None
         return self._input
 
     @input.setter
     def input(self, value: Any) -> None:
-        self._pending_input = None
+        self._binder = self._args = self._kwargs = None
         self._input = value
 
     @property

@@ -263,21 +263,33 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
     span_type, tags, metadata = options.type, options.tags, options.metadata
     project_name = options.project_name
 
+    # Reached through an instance or class, a call's args hold no `self`/`cls`.
+    bind_call = None if binder is None else functools.partial(binder, False)
+    bind_bound_call = None if binder is None else functools.partial(binder, True)
+
     def open_span(
         parent: Span | None, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Span | None:
         """The call's span under `parent`; None (logged once) if tracing itself fails."""
         try:
-            if binder is None:
-                call_input = None
-            else:
+            if binder is not None:
                 if len(args) == 1 and not kwargs:  # the usual call: `answer(messages)`
                     if type(args[0]) in CONTAINERS:
                         args = (snapshot(args[0]),)
                 elif kwargs or not CONTAINERS.isdisjoint(map(type, args)):  # maybe to copy
                     args, kwargs = as_at_the_call(args, kwargs)
-                call_input = (binder, instance is not None, args, kwargs)
-            return Span(name, span_type, parent, tags, metadata, project_name, None, call_input)
+            return Span(
+                name,
+                span_type,
+                parent,
+                tags,
+                metadata,
+                project_name,
+                None,
+                bind_call if instance is None else bind_bound_call,
+                args,
+                kwargs,
+            )
         except Exception:
             log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
             return None
