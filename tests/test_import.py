@@ -23,6 +23,8 @@ NOT_ON_IMPORT = (
     "sqlite3",
     "tracekit._store",
     "tracekit.exporters._sqlite",
+    # ~3 ms (it loads `platform`): ids given to log_feedback / continue_trace only.
+    "uuid",
     # For tests only: `tracekit.testing` is imported on first use.
     "tracekit.testing",
     "tracekit._tree",

@@ -19,7 +19,6 @@ import json.encoder
 import math
 import sys
 import types
-import uuid
 from collections.abc import (
     Callable,
     ItemsView,
@@ -168,6 +167,12 @@ def _key_text(key: object) -> str:
     return _safe_repr(key)
 
 
+def _is_uuid(value: object) -> bool:
+    # uuid is not imported for this (it loads `platform`): without it, there are no UUIDs.
+    module = sys.modules.get("uuid")
+    return module is not None and isinstance(value, module.UUID)
+
+
 def _argparse_namespace() -> type | None:
     # argparse is not imported for this: without it loaded, there are no Namespaces.
     module = sys.modules.get("argparse")
@@ -308,7 +313,7 @@ class _Converter:
             return self.text(f"<bytes base64:{base64.b64encode(raw).decode()}>")
         if isinstance(value, datetime.datetime | datetime.date | datetime.time):
             return self.text(value.isoformat())
-        if isinstance(value, uuid.UUID | Decimal | PurePath):
+        if isinstance(value, Decimal | PurePath) or _is_uuid(value):
             return self.text(str(value))
         if isinstance(value, enum.Enum):
             return self._convert(value.value, depth)

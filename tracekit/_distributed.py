@@ -13,7 +13,6 @@ belongs to the caller). Inside, a stand-in for the remote parent
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from time import time_ns
 from typing import Any
@@ -65,6 +64,8 @@ def _uuid7(value: Any) -> str | None:
         value = value.decode("latin-1")
     if not isinstance(value, str):
         return None
+    import uuid  # here, not at `import tracekit`: it loads `platform` (~3 ms)
+
     try:
         parsed = uuid.UUID(value.strip())
     except ValueError:

@@ -12,7 +12,6 @@ trace replaces the earlier one.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from time import time_ns
@@ -129,6 +128,8 @@ def feedback_scores(given: Iterable[Mapping[str, Any]], where: str) -> list[Feed
 def _uuid_text(value: Any, argument: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"log_feedback({argument}={value!r}): expected an id string")
+    import uuid  # here, not at `import tracekit`: it loads `platform` (~3 ms)
+
     try:
         parsed = uuid.UUID(value)
     except ValueError:
