@@ -13,21 +13,28 @@ rounds moves both sides of a ratio alike. Peers run in the same process and roun
 with an in-memory exporter. Generator items are set against a per-item floor:
 a ContextVar set/restore around each step of the body.
 
+Start-up: `import tracekit` in fresh interpreters, bytecode cached.
+
 Sustained: each case then runs 100,000 calls in a row, as a busy service
 does, tracekit once capturing only and once with the SQLite exporter writing
 while the calls run (its queue holds the whole run, so every span is written;
 the run fails if any is lost). "CPU µs/span" is process CPU over the run and
 the drain after it, export included, so the cost the export thread adds to
-a busy program shows.
+a busy program shows. "SQLite alone" is the store's floor on the machine:
+the run's span and trace rows inserted again from ready tuples (same schema,
+batches of 500), no span converted and no JSON made.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
 import os
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -392,35 +399,87 @@ def _sustained_round(db: Path) -> dict[str, tuple[float, float]]:
     if counts["dropped"] or counts["failed"]:
         raise SystemExit(f"the sustained run lost spans: {counts}")
     tracekit.configure(exporter="none")
+    result["store"] = (0.0, _store_floor(db) + result["plain"][1])
+    db.unlink()
     return result
 
 
-def sustained(rounds: int) -> list[tuple[str, float, float, float]]:
-    """Per row: median overhead per call, its x floor, median process CPU per span."""
+def _store_floor(db: Path) -> float:
+    """Process CPU µs per root span to insert the run's rows again, from ready tuples.
+
+    The same span and trace rows, schema and batches of 500, one transaction
+    each, with SQLite's own executemany: no span is converted and no JSON
+    made, so what is left is the store's floor on this machine.
+    """
+    from tracekit import _store
+
+    with contextlib.closing(sqlite3.connect(db)) as source:
+        spans = source.execute(f"SELECT {_store.SPANS.select} FROM spans").fetchall()
+        traces = source.execute(f"SELECT {_store.TRACES.select} FROM traces").fetchall()
+    with contextlib.closing(_store.connect(db.with_name("floor.db"), create=True)) as conn:
+        cpu = time.process_time()
+        for start in range(0, len(spans), 500):
+            conn.execute("BEGIN")
+            conn.executemany(_store.SPANS.insert, spans[start : start + 500])
+            conn.executemany(_store.TRACES.insert, traces[start : start + 500])
+            conn.execute("COMMIT")
+        spent = time.process_time() - cpu
+    for path in db.parent.glob("floor.db*"):
+        path.unlink()
+    return spent / len(traces) * 1e6
+
+
+def sustained(rounds: int) -> list[tuple[str, float | None, float | None, float]]:
+    """Per row: median overhead per call, its x floor, median process CPU per span.
+
+    The store's floor is CPU only: it is no traced call.
+    """
     with tempfile.TemporaryDirectory() as folder:
         samples = [_sustained_round(Path(folder) / "bench.db") for _ in range(rounds)]
     rows = [
         ("floor: ContextVar set/restore", "floor"),
         ("tracekit, capture only (exporter none)", "capture"),
         ("tracekit, SQLite export on", "sqlite"),
+        ("  SQLite alone: its rows from ready tuples", "store"),
         ("OpenTelemetry SDK span (in-memory)", "otel"),
         (f"opik.track ({OPIK_SUSTAINED_CALLS:,} calls, local sink)", "opik"),
     ]
-    table = []
+    table: list[tuple[str, float | None, float | None, float]] = []
     for label, key in rows:
+        cpu = statistics.median(sample[key][1] - sample["plain"][1] for sample in samples)
+        if key == "store":
+            table.append((label, None, None, cpu))
+            continue
         overheads = [sample[key][0] - sample["plain"][0] for sample in samples]
         floors = [sample["floor"][0] - sample["plain"][0] for sample in samples]
         ratios = [o / f for o, f in zip(overheads, floors, strict=True) if f > 0]
-        cpu = [sample[key][1] - sample["plain"][1] for sample in samples]
-        table.append(
-            (
-                label,
-                statistics.median(overheads),
-                statistics.median(ratios),
-                statistics.median(cpu),
-            )
-        )
+        table.append((label, statistics.median(overheads), statistics.median(ratios), cpu))
     return table
+
+
+IMPORT_RUNS = 21
+
+
+def import_time(runs: int = IMPORT_RUNS) -> tuple[float, float]:
+    """Median and best wall ms of `import tracekit` in fresh interpreters.
+
+    With bytecode caches written first, as an installed package has them: with
+    PYTHONDONTWRITEBYTECODE set and stale caches, every run would compile.
+    """
+    code = "import time; t = time.perf_counter(); import tracekit; print(time.perf_counter() - t)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["TRACEKIT_EXPORTER"] = "none"
+    subprocess.run([sys.executable, "-c", "import tracekit"], env=env, check=True)
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
+        * 1e3
+        for _ in range(runs)
+    ]
+    return statistics.median(times), min(times)
 
 
 def main() -> None:
@@ -441,6 +500,11 @@ def main() -> None:
         plain_text = f"{plain:11.3f}" if plain is not None else f"{'':>11}"
         ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'':>7}"
         print(f"| {label:<42} | {overhead:11.3f} | {plain_text} | {ratio_text} |")
+    median_ms, best_ms = import_time()
+    print(
+        f"\n`import tracekit` in a fresh interpreter ({IMPORT_RUNS} runs, bytecode cached): "
+        f"median {median_ms:.1f} ms, best {best_ms:.1f} ms."
+    )
     print(
         f"\nSustained: {SUSTAINED_CALLS:,} sync calls in a row per case, medians of "
         f"{args.sustained_rounds} rounds; CPU = process CPU per span over the run and "
@@ -449,7 +513,9 @@ def main() -> None:
     print(f"| {'case':<42} | {'overhead µs':>11} | {'x floor':>7} | {'CPU µs/span':>11} |")
     print(f"|{'-' * 44}|{'-' * 13}|{'-' * 9}|{'-' * 13}|")
     for label, overhead, ratio, cpu in sustained(args.sustained_rounds):
-        print(f"| {label:<42} | {overhead:11.3f} | {ratio:7.1f} | {cpu:11.2f} |")
+        overhead_text = f"{'':>11}" if overhead is None else f"{overhead:11.3f}"
+        ratio_text = f"{'':>7}" if ratio is None else f"{ratio:7.1f}"
+        print(f"| {label:<42} | {overhead_text} | {ratio_text} | {cpu:11.2f} |")
 
 
 if __name__ == "__main__":
