@@ -116,6 +116,7 @@ def parameter_names(func: Callable[..., Any]) -> tuple[set[str], bool] | None:
 
 # The slot of a required parameter before the call's arguments fill it.
 _UNFILLED = object()
+_EMPTY = inspect.Parameter.empty
 
 
 def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> InputBinder:
@@ -153,16 +154,23 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
     bound_names = positional[1:]
     binds = _binding_check(params, positional, var_positional)
 
-    # Positional arguments for every positional parameter, nothing else: binds
-    # whenever no parameter is keyword-only and required (the usual call).
+    # The usual call binds without the check: positional arguments only, at
+    # least up to the last required positional parameter and at most one per
+    # positional parameter, and no keyword-only parameter is required.
     only_positional_needed = not any(
         p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
         for p in params
     )
+    by_position = {p.name: p for p in params}
+    required = max(
+        (i + 1 for i, name in enumerate(positional) if by_position[name].default is _EMPTY),
+        default=0,
+    )
+    fewest_unbound, fewest_bound = required, max(0, required - 1)  # bound: `self` is given
 
     def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        names = bound_names if is_bound else unbound_names
-        usual = only_positional_needed and not kwargs and len(args) == len(names)
+        names, fewest = (bound_names, fewest_bound) if is_bound else (unbound_names, fewest_unbound)
+        usual = only_positional_needed and not kwargs and fewest <= len(args) <= len(names)
         if not usual and not binds(names, args, kwargs):  # the call raised TypeError: as made
             return {"args": list(args), "kwargs": dict(kwargs)}
         inputs = (bound_template if is_bound else unbound_template).copy()
@@ -198,17 +206,27 @@ def _binding_check(
         for p in params
         if p.default is kind.empty and p.kind not in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD)
     )
+    # Given by keyword, these go to **kwargs (if any), never to their parameter.
+    positional_only = frozenset(p.name for p in params if p.kind is kind.POSITIONAL_ONLY)
     first = positional[0] if positional else None
 
     def binds(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         if len(args) > len(names) and var_positional is None:
             return False
         given = names[: len(args)]
-        for key in kwargs:
-            if key in given or (key not in by_keyword and not takes_var_keyword):
-                return False
         skipped = first if len(names) < len(positional) else None  # bound self/cls
-        return all(name in kwargs or name in given or name == skipped for name in required)
+        for key in kwargs:
+            if key in positional_only:
+                if not takes_var_keyword:
+                    return False
+            elif (
+                key in given or key == skipped or (key not in by_keyword and not takes_var_keyword)
+            ):
+                return False
+        return all(
+            name in given or name == skipped or (name in kwargs and name not in positional_only)
+            for name in required
+        )
 
     return binds
 
