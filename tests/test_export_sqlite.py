@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 import stat
 import subprocess
@@ -243,3 +244,26 @@ def test_text_fields_keep_a_nul_character(tmp_path: Path) -> None:
         assert _store.load_spans(conn, record.trace_id) == [record]
         assert _store.load_trace(conn, record.trace_id) == trace
     assert records[0].name == "na\x00me"
+
+
+class _Tier(str, enum.Enum):  # noqa: UP042 (not StrEnum: str() of this is "_Tier.PROD")
+    PROD = "prod"
+
+
+class _Shouting(str):
+    def __str__(self) -> str:
+        return self.upper()
+
+
+def test_a_str_subclass_given_as_a_name_is_stored_as_its_text(db: Path) -> None:
+    """A str Enum member or a str with its own __str__, as name, project or tag: its text."""
+
+    @tracekit.track(name=_Tier.PROD, project_name=_Tier.PROD, tags=[_Tier.PROD, _Shouting("t")])
+    def tagged() -> None:
+        pass
+
+    tagged()
+    assert tracekit.flush(10)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT name, project_name, tags FROM spans").fetchall()
+    assert rows == [("prod", "prod", '["prod","t"]')]

@@ -60,6 +60,9 @@ class Service:
     def method_star(self, *rest, **options):  # type: ignore[no-untyped-def]
         pass
 
+    def no_self():  # type: ignore[no-untyped-def]  # the call raises: no self
+        pass
+
 
 FUNCTIONS: list[Callable[..., Any]] = [
     positional,
@@ -72,7 +75,7 @@ FUNCTIONS: list[Callable[..., Any]] = [
     everything,
     nothing,
 ]
-METHODS = [Service.method, Service.method_star]
+METHODS = [Service.method, Service.method_star, Service.no_self]
 KEYWORDS = ["self", "a", "b", "c", "d", "e", "rest", "options", "extra"]
 
 

@@ -135,3 +135,20 @@ def test_a_queued_span_of_plain_arguments_is_the_only_object_the_gc_walks(
     shared = set.intersection(*own)
     assert [refs - shared for refs in own] == [set(), set(), set()]
     assert next(iter(queued[2].input.values())) == 2  # still named by parameter later
+
+
+@tracekit.track(capture_input=False)
+def _not_recorded(value: _Value, *, other: _Value | None = None) -> None:
+    pass
+
+
+def test_arguments_not_recorded_are_not_held_by_the_span() -> None:
+    """capture_input=False: once the call returns, its span keeps no argument alive."""
+    with tracekit.testing.capture() as spans:
+        value, other = _Value(), _Value()
+        watched = weakref.ref(value), weakref.ref(other)
+        _not_recorded(value, other=other)
+        del value, other
+        gc.collect()
+        assert [ref() for ref in watched] == [None, None]
+        assert [span.input for span in spans.spans] == [None]

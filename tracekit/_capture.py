@@ -491,8 +491,8 @@ class SafeConverter:
         converter = self._converter
         limit = converter.limits.max_string
         text = converter.scrub(text)
-        if not text.isascii():  # O(1); ASCII holds no surrogate
-            text = _storable(text)
+        if type(text) is not str or not text.isascii():  # ASCII holds no surrogate (O(1))
+            text = _storable(text)  # and a str subclass (a str Enum) becomes its plain text
         if len(text) > limit:
             text = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
         converter.size += len(text) + 2

@@ -167,11 +167,13 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
         default=0,
     )
     fewest_unbound, fewest_bound = required, max(0, required - 1)  # bound: `self` is given
+    takes_no_self = not positional and var_positional is None  # bound, the call raised
 
     def bind(is_bound: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         names, fewest = (bound_names, fewest_bound) if is_bound else (unbound_names, fewest_unbound)
         usual = only_positional_needed and not kwargs and fewest <= len(args) <= len(names)
-        if not usual and not binds(names, args, kwargs):  # the call raised TypeError: as made
+        if (is_bound and takes_no_self) or (not usual and not binds(names, args, kwargs)):
+            # The call raised TypeError: its arguments as made.
             return {"args": list(args), "kwargs": dict(kwargs)}
         inputs = (bound_template if is_bound else unbound_template).copy()
         inputs.update(zip(names, args))  # noqa: B905 (extra args are handled below)

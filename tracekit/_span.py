@@ -398,9 +398,12 @@ class Span:
     @property
     def input(self) -> Any:
         """What the span was called with: arguments by parameter name for tracked calls."""
-        binder = self._binder
+        # Read in the reverse of the order they are cleared in (binder first):
+        # a binder still set means the arguments read before it are the call's,
+        # even while another thread names them too.
+        kwargs, args, binder = self._kwargs, self._args, self._binder
         if binder is not None:
-            self._input = binder(self._args or (), self._kwargs or {})
+            self._input = binder(args or (), kwargs or {})
             self._binder = self._args = self._kwargs = None
         return self._input
 

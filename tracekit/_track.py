@@ -287,8 +287,9 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
                 project_name,
                 None,
                 bind_call if instance is None else bind_bound_call,
-                args,
-                kwargs,
+                # Held only to be named: with capture_input=False, not at all.
+                args if binder is not None else (),
+                kwargs if binder is not None else None,
             )
         except Exception:
             log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
