@@ -206,8 +206,12 @@ def span_record(
 ) -> SpanRecord:
     """The record of a finished `span`."""
     # First: the error is what a reader needs most, when the span's budget runs out.
-    error_info = _error_info(span, safe)
+    # (Fields most spans leave unset are tested here, not converted: this runs
+    # once per span on the export thread, under the traced program's GIL.)
+    error_info = None if span._exception is None else _error_info(span, safe)
     metadata = safe(span.metadata) if span.metadata else None
+    project = span.project_name or default_project
+    tags, thread, model, provider = span.tags, span.thread_id, span.model, span.provider
     return SpanRecord(
         id=span.id,
         trace_id=span.trace_id,
@@ -219,15 +223,15 @@ def span_record(
         input=safe(span.input),
         output=safe(span.output),
         metadata=metadata,
-        tags=_texts(safe, span.tags),
-        project_name=_text(safe, span.project_name or default_project),
-        thread_id=_text(safe, span.thread_id),
+        tags=_texts(safe, tags) if tags else [],
+        project_name=None if project is None else _text(safe, project),
+        thread_id=None if thread is None else _text(safe, thread),
         usage=safe(span.usage) if span.usage else None,
-        model=_text(safe, span.model),
-        provider=_text(safe, span.provider),
+        model=None if model is None else _text(safe, model),
+        provider=None if provider is None else _text(safe, provider),
         total_cost=span.total_cost,
         error_info=error_info,
-        feedback_scores=_scores(safe, span.feedback_scores),
+        feedback_scores=[] if span._feedback is None else _scores(safe, span.feedback_scores),
     )
 
 
