@@ -116,7 +116,6 @@ def parameter_names(func: Callable[..., Any]) -> tuple[set[str], bool] | None:
 
 # The slot of a required parameter before the call's arguments fill it.
 _UNFILLED = object()
-_EMPTY = inspect.Parameter.empty
 
 
 def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> InputBinder:
@@ -130,11 +129,12 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
     params = _parameters(func)
     if params is None:
         return _fallback_binder(ignored)
-    positional = tuple(
-        p.name
+    positional_params = [
+        p
         for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    )
+    ]
+    positional = tuple(p.name for p in positional_params)
     var_positional = next(
         (p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None
     )
@@ -161,10 +161,8 @@ def make_input_binder(func: Callable[..., Any], ignore: Iterable[str] = ()) -> I
         p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
         for p in params
     )
-    by_position = {p.name: p for p in params}
     required = max(
-        (i + 1 for i, name in enumerate(positional) if by_position[name].default is _EMPTY),
-        default=0,
+        (i + 1 for i, p in enumerate(positional_params) if p.default is p.empty), default=0
     )
     fewest_unbound, fewest_bound = required, max(0, required - 1)  # bound: `self` is given
     takes_no_self = not positional and var_positional is None  # bound, the call raised

@@ -272,24 +272,16 @@ def _span_opener(name: str, options: _Options, binder: InputBinder | None) -> Sp
     ) -> Span | None:
         """The call's span under `parent`; None (logged once) if tracing itself fails."""
         try:
-            if binder is not None:
-                if len(args) == 1 and not kwargs:  # the usual call: `answer(messages)`
-                    if type(args[0]) in CONTAINERS:
-                        args = (snapshot(args[0]),)
-                elif kwargs or not CONTAINERS.isdisjoint(map(type, args)):  # maybe to copy
-                    args, kwargs = as_at_the_call(args, kwargs)
+            if binder is None:  # capture_input=False: the arguments are not held at all
+                return Span(name, span_type, parent, tags, metadata, project_name)
+            if len(args) == 1 and not kwargs:  # the usual call: `answer(messages)`
+                if type(args[0]) in CONTAINERS:
+                    args = (snapshot(args[0]),)
+            elif kwargs or not CONTAINERS.isdisjoint(map(type, args)):  # maybe to copy
+                args, kwargs = as_at_the_call(args, kwargs)
+            binds = bind_call if instance is None else bind_bound_call
             return Span(
-                name,
-                span_type,
-                parent,
-                tags,
-                metadata,
-                project_name,
-                None,
-                bind_call if instance is None else bind_bound_call,
-                # Held only to be named: with capture_input=False, not at all.
-                args if binder is not None else (),
-                kwargs if binder is not None else None,
+                name, span_type, parent, tags, metadata, project_name, None, binds, args, kwargs
             )
         except Exception:
             log_once(f"start:{name}", "tracekit: could not start a span for %s", name)
